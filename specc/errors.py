@@ -1,0 +1,103 @@
+"""Diagnostics: what went wrong, where, and what to do about it.
+
+Every stage reports problems as `Diagnostic`s with a stable code (E0301). `check` collects
+them all; `load` and `compile` raise `SpecError` holding them. Codes by range:
+
+  E01xx syntax           E02xx document/schema     E03xx shapes and types
+  E04xx names and args   E05xx imports             E06xx limits
+  E07xx training plan    E08xx export              E09xx files and environment
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .source import SourceSpan, snippet
+
+REPORT_URL = "https://github.com/specc-dev/specc/issues"
+
+# Stable codes: they are SARIF rule ids and JSON `code` fields; never renumber one.
+CODES = {
+    "E0101": "unexpected-token", "E0102": "unclosed-bracket", "E0103": "trailing-comma",
+    "E0104": "equals-vs-colon", "E0105": "bad-character", "E0106": "unterminated-string",
+    "E0107": "nesting-too-deep",
+    "E0201": "unknown-key", "E0202": "invalid-value", "E0203": "missing-key", "E0204": "bad-yaml",
+    "E0205": "yaml-alias-bomb", "E0206": "unknown-kind", "E0207": "duplicate-key", "E0208": "duplicate-definition",
+    "E0301": "input-size-mismatch", "E0302": "incompatible-shapes", "E0303": "concat-mismatch",
+    "E0304": "shape-assertion-failed", "E0305": "wrong-rank", "E0306": "wrong-dtype", "E0307": "bad-op-argument",
+    "E0308": "tie-shape-mismatch",
+    "E0401": "undefined-name", "E0402": "unknown-op", "E0403": "duplicate-layer-name", "E0404": "unknown-argument",
+    "E0405": "wrong-type", "E0406": "missing-argument", "E0407": "too-many-arguments", "E0408": "wrong-input-count",
+    "E0409": "misplaced-statement", "E0410": "wrong-result-count", "E0411": "ambiguous-model",
+    "E0501": "missing-import", "E0502": "import-cycle",
+    "E0601": "too-many-parameters", "E0602": "too-large", "E0603": "blocks-too-deep",
+    "E0701": "bad-training-plan", "E0702": "missing-data", "E0703": "training-failed",
+    "E0801": "export-failed", "E0802": "verification-failed", "E0803": "exporter-missing",
+    "E0901": "cannot-read-file",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    message: str
+    span: SourceSpan | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    code: str
+    message: str
+    span: SourceSpan | None = None
+    label: str = ""  # printed beside the caret
+    notes: tuple[Note, ...] = ()
+    help: str | None = None
+    severity: str = "error"  # "error" | "warning"
+
+    def render(self) -> str:
+        out = [f"{self.severity}[{self.code}]: {self.message}"]
+        if self.span is not None:
+            out.append(f"  --> {self.span}")
+            out.extend(snippet(self.span, self.label))
+        for note in self.notes:
+            where = f" at {note.span}" if note.span else ""
+            out.append(f"   = note: {note.message}{where}")
+        if self.help:
+            out.append(f"   = help: {self.help}")
+        return "\n".join(out)
+
+    def to_json(self) -> dict:
+        span = self.span
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "file": span.file if span else None,
+            "line": span.line if span else None,
+            "column": span.col if span else None,
+            "end_line": span.end_line if span else None,
+            "end_column": span.end_col if span else None,
+            "label": self.label or None,
+            "notes": [{"message": n.message, "location": str(n.span) if n.span else None} for n in self.notes],
+            "help": self.help,
+        }
+
+
+@dataclass
+class SpecError(Exception):
+    """Raised by `load`/`compile` when a spec has errors; `.diagnostics` holds all of them."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "\n\n".join(d.render() for d in self.diagnostics)
+
+
+class UsageError(Exception):
+    """The command or API was used wrongly (exit code 2)."""
+
+
+class Failed(Exception):
+    """A diagnostic that stops the current stage at once (used by `build`, which stops at the first error)."""
+
+    def __init__(self, diagnostic: Diagnostic):
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic

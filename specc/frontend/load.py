@@ -1,0 +1,178 @@
+"""File -> validated Spec. Dispatches on the extension (.dlspec, .yaml/.yml)."""
+from __future__ import annotations
+
+import difflib
+import hashlib
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import Diagnostic, Failed, SpecError
+from ..schema import Spec
+from ..source import SourceSpan, register_source
+from .parse import parse
+from .transform import DocumentBuilder, to_ast
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def read_source(path: str | Path) -> str:
+    """Read a spec file's text, registering it for diagnostics. Raises Failed(E0901)."""
+    file = str(path)
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise Failed(Diagnostic("E0602", f"{file} is {size:,} bytes; specs are limited to {MAX_FILE_BYTES:,}"))
+        text = p.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise Failed(Diagnostic("E0901", f"no such file: {file}")) from None
+    except IsADirectoryError:
+        raise Failed(Diagnostic("E0901", f"{file} is a folder, not a spec file")) from None
+    except UnicodeDecodeError as err:
+        line = p.read_bytes()[: err.start].count(b"\n") + 1
+        raise Failed(Diagnostic("E0105", "the file is not valid UTF-8 text",
+                                SourceSpan.point(file, line, 1))) from None
+    except OSError as err:
+        raise Failed(Diagnostic("E0901", f"cannot read {file}: {err.strerror}")) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        register_source(file, text)
+        raise Failed(Diagnostic("E0105", "unexpected NUL byte: this is not a text file",
+                                SourceSpan.point(file, line, 1)))
+    register_source(file, text)
+    return text
+
+
+def document(text: str, file: str) -> tuple[dict, dict, list[Diagnostic]]:
+    """Text -> (plain document, source map, diagnostics). Raises Failed on a syntax error."""
+    if file.endswith(YAML_SUFFIXES):
+        from .yaml_load import load_yaml
+        return load_yaml(text, file)
+    items = to_ast(parse(text, file), file)
+    return DocumentBuilder(file).build(items)
+
+
+def load_text(text: str, file: str) -> Spec:
+    """Parse and validate; raises SpecError with every diagnostic found."""
+    register_source(file, text)
+    try:
+        doc, source_map, diagnostics = document(text, file)
+    except Failed as failed:
+        raise SpecError([failed.diagnostic]) from None
+    spec = None
+    try:
+        spec = Spec.model_validate(doc)
+    except ValidationError as err:
+        diagnostics += schema_diagnostics(err, doc, source_map, file)
+    if diagnostics:
+        raise SpecError(diagnostics)
+    spec._path = file
+    spec._source_map = source_map
+    spec._text_hash = hashlib.sha256(text.encode()).hexdigest()
+    return spec
+
+
+def load_file(path: str | Path) -> Spec:
+    try:
+        text = read_source(path)
+    except Failed as failed:
+        raise SpecError([failed.diagnostic]) from None
+    return load_text(text, str(path))
+
+
+# ---- schema errors -> diagnostics --------------------------------------------------------
+def _real_path(doc, loc: tuple) -> tuple:
+    """Pydantic's error location minus union tags: the path that exists in the document."""
+    path, node = [], doc
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        elif isinstance(node, (dict, list)) or part in ("<key>",):
+            continue
+        else:
+            break
+        path.append(part)
+    return tuple(path)
+
+
+def _span_for(source_map: dict, path: tuple, file: str) -> SourceSpan:
+    for n in range(len(path), 0, -1):
+        if path[:n] in source_map and source_map[path[:n]] is not None:
+            return source_map[path[:n]]
+    return SourceSpan.point(file, 1, 1)
+
+
+def _model_at(loc: tuple):
+    """The pydantic model class that owns the last key of `loc` (for did-you-mean)."""
+    from typing import get_args
+
+    candidates = [Spec]
+    for part in loc[:-1]:
+        nxt = []
+        for model in candidates:
+            if isinstance(part, str) and isinstance(model, type) and issubclass(model, BaseModel):
+                field = model.model_fields.get(part)
+                if field is not None:
+                    nxt += _models_in(field.annotation)
+                else:
+                    nxt += [m for m in _models_in_union(model) if m.__name__ == part]
+            else:
+                nxt += [model]
+        candidates = nxt or candidates
+    return [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+
+
+def _models_in(annotation) -> list:
+    from typing import get_args
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    out = []
+    for arg in get_args(annotation):
+        out += _models_in(arg)
+    return out
+
+
+def _models_in_union(model) -> list:
+    return [model]
+
+
+def schema_diagnostics(err: ValidationError, doc: dict, source_map: dict, file: str) -> list[Diagnostic]:
+    out, seen = [], set()
+    for e in err.errors(include_url=False):
+        loc = tuple(e["loc"])
+        path = _real_path(doc, loc)
+        span = _span_for(source_map, path, file)
+        where = ".".join(str(p) for p in path) or "the document"
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            key = loc[-1]
+            fields = sorted({f for m in _model_at(loc) for f in m.model_fields})
+            guess = difflib.get_close_matches(str(key), fields, n=1)
+            help_ = f"did you mean `{guess[0]}`?" if guess else (f"known keys: {', '.join(fields)}" if fields else None)
+            diag = Diagnostic("E0201", f"unknown key `{key}` in {'.'.join(map(str, path[:-1])) or 'the document'}",
+                              span, label="not a known setting", help=help_)
+        elif kind == "missing":
+            diag = Diagnostic("E0203", f"`{loc[-1]}` is required in {where}", span, label="missing here")
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            ctx = e.get("ctx", {})
+            tags = ctx.get("expected_tags", "")
+            got = ctx.get("tag", "")
+            names = [t.strip().strip("'") for t in str(tags).split(",")]
+            guess = difflib.get_close_matches(str(got), names, n=1)
+            help_ = f"did you mean `{guess[0]}`?" if guess else f"choose one of: {', '.join(names)}"
+            diag = Diagnostic("E0206", f"unknown {where.rsplit('.', 1)[-1]} kind `{got}`" if got else
+                              f"{where} needs a kind ({', '.join(names)})", span, label="unknown kind", help=help_)
+        else:
+            msg = e["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            diag = Diagnostic("E0202", f"{where}: {msg[0].lower() + msg[1:]}", span, label="invalid value")
+        key = (diag.code, diag.message, span)
+        if key not in seen:
+            seen.add(key)
+            out.append(diag)
+    return out

@@ -1,0 +1,229 @@
+"""Text -> Lark parse. The grammar lives in grammar/dlspec.lark (shipped in the wheel).
+
+Syntax errors become Diagnostics that say what was expected in words a user knows, with
+tailored messages for the common slips (an unclosed bracket, a trailing comma, `=` vs `:`).
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import replace
+import re
+from pathlib import Path
+
+from lark import Lark, Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from ..errors import Diagnostic, Failed
+from ..source import SourceSpan
+
+MAX_NESTING = 100
+
+OPENERS = {"LPAR": "(", "LSQB": "[", "LBRACE": "{"}
+CLOSERS = {"RPAR": "LPAR", "RSQB": "LSQB", "RBRACE": "LBRACE"}
+# a newline right after these continues the statement ...
+CONTINUE_AFTER = {"LBRACE", "LPAR", "LSQB", "COMMA", "EQUAL", "COLON", "PIPE", "COMPARE", "ADD_OP",
+                  "MUL_OP", "AND", "OR", "NOT", "ELSE", "DOT", "AS"}
+# ... and so does a newline before a line that starts with one of these
+CONTINUES_NEXT_LINE = re.compile(r"(?:[ \t\f\r\n]+|#[^\n]*)*(?:\|>|[})\]]|else\b)")
+
+WORDS = {
+    "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string",
+    "PIPE": "`|>`", "COMPARE": "a comparison", "ADD_OP": "`+` or `-`", "MUL_OP": "`*`, `/`, `//` or `%`",
+    "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "LBRACE": "`{`", "RBRACE": "`}`",
+    "COMMA": "`,`", "EQUAL": "`=`", "COLON": "`:`", "DOT": "`.`", "_NL": "a new line", "$END": "the end of the file",
+}
+
+
+def grammar_path() -> Path:
+    packaged = Path(__file__).resolve().parent.parent / "_grammar" / "dlspec.lark"
+    return packaged if packaged.exists() else Path(__file__).resolve().parents[2] / "grammar" / "dlspec.lark"
+
+
+class Newlines:
+    """Post-lexer: keep a newline only where it ends a statement; limit bracket nesting."""
+
+    always_accept = ("_NL",)
+
+    def __init__(self, file: str, text: str):
+        self.file, self.text = file, text
+        self.open: list[Token] = []  # the unclosed brackets, for "missing `)`" messages
+
+    def process(self, stream):
+        # No token is held back: Lark's contextual lexer needs the parser to have seen each
+        # token before the next is lexed, so the next line is peeked at in the raw text.
+        self.open = []
+        prev: Token | None = None
+        for tok in stream:
+            kind = tok.type
+            if kind == "_NL":
+                if (prev is None or prev.type in CONTINUE_AFTER or prev.type == "_NL"
+                        or (self.open and self.open[-1].type != "LBRACE")
+                        or CONTINUES_NEXT_LINE.match(self.text, tok.end_pos)
+                        or tok.end_pos >= len(self.text.rstrip())):
+                    continue
+            elif kind in OPENERS:
+                self.open.append(tok)
+                if len(self.open) > MAX_NESTING:
+                    raise Failed(Diagnostic(
+                        "E0107", f"brackets nested more than {MAX_NESTING} deep",
+                        SourceSpan.point(self.file, tok.line, tok.column), label="too deep",
+                        help="split the expression into named steps"))
+            elif kind in CLOSERS and self.open and self.open[-1].type == CLOSERS[kind]:
+                self.open.pop()
+            prev = tok
+            yield tok
+
+
+def lark_options(cache) -> dict:
+    return dict(parser="lalr", lexer="contextual", strict=True, propagate_positions=True,
+                maybe_placeholders=True, start=["start", "line", "type_line", "expr_line"],
+                postlex=_PostlexSlot(), cache=cache)
+
+
+def _cache_file() -> str | bool:
+    """Lark keeps the analysed grammar in a file keyed by the grammar's hash (a cold start then
+    skips the LALR analysis and strict-mode checks); fall back to no cache where we can't write."""
+    import os
+    import tempfile
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "specc")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        folder = tempfile.gettempdir()
+    return os.path.join(folder, f"dlspec-{lark_version()}.lark-cache") if os.access(folder, os.W_OK) else False
+
+
+def lark_version() -> str:
+    import lark
+    return lark.__version__
+
+
+@functools.lru_cache(maxsize=None)
+def _lark() -> Lark:
+    text = grammar_path().read_text()
+    cache = _cache_file()
+    if cache:
+        import hashlib
+        cache = cache.replace(".lark-cache", f"-{hashlib.sha256(text.encode()).hexdigest()[:12]}.lark-cache")
+    return Lark(text, **lark_options(cache))
+
+
+class _PostlexSlot:
+    """Lark wants a postlexer at construction; the real one (which knows the file) is swapped in per parse."""
+
+    always_accept = Newlines.always_accept
+    current: Newlines | None = None
+
+    def process(self, stream):
+        return self.current.process(stream)
+
+
+def parse(text: str, file: str, start: str = "start", line_offset: int = 0):
+    """Parse `text` (whose first line is line `line_offset + 1` of `file`); raises Failed on a syntax error."""
+    lark = _lark()
+    postlex = Newlines(file, text)
+    lark.options.postlex.current = postlex
+    try:
+        return lark.parse(text, start=start)
+    except UnexpectedInput as err:
+        diag = syntax_diagnostic(err, text, file, postlex)
+        if line_offset and diag.span is not None:
+            s = diag.span
+            diag = replace(diag, span=SourceSpan(s.file, s.line + line_offset, s.col, s.end_line + line_offset, s.end_col))
+        raise Failed(diag) from None
+
+
+def _span_of(tok: Token, file: str) -> SourceSpan:
+    width = max(1, len(tok.value)) if tok.type not in ("_NL", "$END") else 1
+    return SourceSpan(file, tok.line, tok.column, tok.line, tok.column + width)
+
+
+def _describe(tok: Token) -> str:
+    if tok.type == "$END":
+        return "the end of the file"
+    if tok.type == "_NL":
+        return "the end of the line"
+    if tok.type in ("NAME", "INT", "FLOAT", "STRING"):
+        return f"{WORDS[tok.type].split(' ', 1)[1]} `{tok.value}`"
+    return f"`{tok.value}`"
+
+
+def _expected_words(expected) -> str:
+    words = sorted({WORDS.get(e, f"`{e.lower()}`") for e in expected if not e.startswith("__")})
+    if not words:
+        return "something else"
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def syntax_diagnostic(err: UnexpectedInput, text: str, file: str, postlex: Newlines) -> Diagnostic:
+    if isinstance(err, UnexpectedCharacters):
+        char = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
+        span = SourceSpan.point(file, err.line, err.column)
+        if char == '"':
+            return Diagnostic("E0106", "unterminated string", span, label="this string is not closed",
+                              help='close it with `"` on the same line')
+        return Diagnostic("E0105", f"unexpected character `{char}`", span, label="not part of the language")
+    tok = err.token if isinstance(err, UnexpectedToken) else None
+    expected = set(getattr(err, "expected", ()) or ())
+    if isinstance(err, UnexpectedEOF) or (tok is not None and tok.type == "$END"):
+        tok = Token("$END", "", 0, *_end_position(text))
+    span = _span_of(tok, file)
+    prev = _previous_token(err)
+    slip = _slip(tok, expected, prev, postlex, file)
+    if slip is not None:
+        return slip
+    return Diagnostic("E0101", f"expected {_expected_words(expected)}, found {_describe(tok)}", span,
+                      label="unexpected here")
+
+
+def _end_position(text: str) -> tuple[int, int]:
+    lines = text.split("\n")
+    return len(lines), len(lines[-1]) + 1
+
+
+def _previous_token(err) -> Token | None:
+    parser = getattr(err, "interactive_parser", None)
+    if parser is None:
+        return None
+    stack = parser.parser_state.value_stack
+    for item in reversed(stack):
+        if isinstance(item, Token):
+            return item
+        meta = getattr(item, "meta", None)
+        if meta is not None and not meta.empty:
+            return Token("TREE", "", 0, meta.end_line, meta.end_column - 1)
+        return None
+    return None
+
+
+def _slip(tok: Token, expected: set, prev: Token | None, postlex: Newlines, file: str) -> Diagnostic | None:
+    """Tailored messages for the common slips."""
+    span = _span_of(tok, file)
+    unclosed = postlex.open[-1] if postlex.open else None
+    if unclosed is not None and CLOSERS_FOR[unclosed.type] in expected and (
+            tok.type in ("$END", "RBRACE") or (prev is not None and tok.line > prev.line)):
+        closer = OPENERS[unclosed.type]
+        closing = {"(": ")", "[": "]", "{": "}"}[closer]
+        return Diagnostic("E0102", f"missing `{closing}`: this `{closer}` is never closed",
+                          _span_of(unclosed, file), label=f"opened here",
+                          help=f"add `{closing}` where the {'block' if closer == '{' else 'list or call'} ends")
+    if prev is not None and prev.type == "COMMA" and tok.type in ("RBRACE", "$END", "EQUAL", "_NL"):
+        return Diagnostic("E0103", "trailing comma: nothing follows this `,`",
+                          SourceSpan.point(file, prev.line, prev.column), label="remove this comma")
+    if tok.type == "EQUAL" and "COLON" in expected:
+        return Diagnostic("E0104", "expected `:` here, not `=`", span, label="use `:`",
+                          help="inputs and shape annotations use `:`, as in `input x: float32[N, 8]`")
+    if tok.type == "COLON" and "EQUAL" in expected:
+        return Diagnostic("E0104", "expected `=` here, not `:`", span, label="use `=`",
+                          help="settings are written `key = value`, as in `lr = 0.001`")
+    if prev is not None and prev.type == "COLON" and "NAME" in expected and postlex.open \
+            and postlex.open[-1].type == "LPAR":
+        return Diagnostic("E0104", "keyword arguments use `=`, not `:`",
+                          SourceSpan.point(file, prev.line, prev.column), label="use `=`",
+                          help="write `name = value` inside a call, as in `Conv2d(64, kernel_size = 3)`")
+    return None
+
+
+CLOSERS_FOR = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}

@@ -1,0 +1,350 @@
+"""Parse tree -> syntax tree (specc.frontend.ast) -> plain document + source map.
+
+The document is the same shape as the YAML form: {"spec", "imports", "constants", "models",
+"blocks", "train", "export"}. Model and block bodies hold ast statements; config sections
+hold plain values. The source map gives a span for every document path, so schema errors
+point into the file.
+"""
+from __future__ import annotations
+
+from lark import Token, Transformer, Tree, v_args
+
+from . import ast as A, unparse
+from ..errors import Diagnostic, Failed, Note
+from ..source import SourceSpan
+
+SourceMap = dict[tuple, SourceSpan]
+
+
+@v_args(meta=True)
+class ToAst(Transformer):
+    """Builds ast nodes bottom-up. Top-level items come out as tagged tuples."""
+
+    def __init__(self, file: str, line_offset: int = 0):
+        super().__init__(visit_tokens=False)
+        self.file, self.dl = file, line_offset
+
+    def _span(self, meta) -> SourceSpan:
+        return SourceSpan(self.file, meta.line + self.dl, meta.column, meta.end_line + self.dl, meta.end_column)
+
+    def _tok(self, tok: Token) -> SourceSpan:
+        return SourceSpan(self.file, tok.line + self.dl, tok.column, tok.end_line + self.dl, tok.end_column)
+
+    # ---- literals and names ----
+    def int_lit(self, meta, c):
+        return A.Literal(int(c[0].replace("_", "")), self._span(meta))
+
+    def float_lit(self, meta, c):
+        return A.Literal(float(c[0].replace("_", "")), self._span(meta))
+
+    def str_lit(self, meta, c):
+        return A.Literal(_unescape(c[0]), self._span(meta))
+
+    def true_lit(self, meta, c):
+        return A.Literal(True, self._span(meta))
+
+    def false_lit(self, meta, c):
+        return A.Literal(False, self._span(meta))
+
+    def none_lit(self, meta, c):
+        return A.Literal(None, self._span(meta))
+
+    def name(self, meta, c):
+        return A.Name(str(c[0]), self._span(meta))
+
+    def list_lit(self, meta, c):
+        return A.ListExpr(tuple(x for x in c if x is not None), self._span(meta))
+
+    # ---- operators ----
+    def _chain(self, meta, c):
+        return A.BinOp(c[0], tuple((str(c[i]), c[i + 1]) for i in range(1, len(c), 2)), self._span(meta))
+
+    sum = product = _chain
+
+    def unary(self, meta, c):
+        return A.Unary(str(c[0]), c[1], self._span(meta))
+
+    def not_(self, meta, c):
+        return A.Unary("not", c[0], self._span(meta))
+
+    def compare(self, meta, c):
+        return A.Compare(str(c[1]), c[0], c[2], self._span(meta))
+
+    def and_op(self, meta, c):
+        return A.BoolOp("and", tuple(c), self._span(meta))
+
+    def or_op(self, meta, c):
+        return A.BoolOp("or", tuple(c), self._span(meta))
+
+    def cond(self, meta, c):
+        return A.Cond(c[0], c[1], c[2], self._span(meta))
+
+    # ---- calls, types, pipelines ----
+    def kwarg(self, meta, c):
+        return A.Arg(str(c[0]), c[1], self._span(meta))
+
+    def call(self, meta, c):
+        args = tuple(a if isinstance(a, A.Arg) else A.Arg(None, a, a.span) for a in c[1:] if a is not None)
+        return A.Call(str(c[0]), args, self._span(meta), self._tok(c[0]))
+
+    def named_call(self, meta, c):
+        call = c[1]
+        return A.Call(call.func, call.args, self._span(meta), call.func_span, str(c[0]), self._tok(c[0]))
+
+    def shape(self, meta, c):
+        return A.TensorTypeExpr(None, tuple(x for x in c if x is not None), self._span(meta))
+
+    def tensor_type(self, meta, c):
+        return A.TensorTypeExpr(str(c[0]), c[1].dims, self._span(meta))
+
+    def annotation(self, meta, c):
+        return c[0]
+
+    def pipe(self, meta, c):
+        return A.Pipe(c[0], tuple(_stage(s) for s in c[2::2]), self._span(meta))
+
+    def layer_ref(self, meta, c):
+        return A.LayerRef(str(c[0]), self._span(meta))
+
+    def named_stage(self, meta, c):
+        layer = c[1]
+        if isinstance(layer, A.Call):
+            layer = A.LayerCall(layer, layer.span)
+        return A.Named(str(c[0]), layer, self._span(meta), self._tok(c[0]))
+
+    def layer_list(self, meta, c):
+        return A.LayerList(tuple(_stage(x) for x in c if x is not None), self._span(meta))
+
+    def repeat(self, meta, c):
+        count, var, *stages = c
+        stages = [_stage(s) for s in stages if s is not None and not isinstance(s, Token)]
+        return A.Repeat(count, str(var) if var is not None else None, tuple(stages), self._span(meta))
+
+    # ---- statements ----
+    def input_decl(self, meta, c):
+        return A.Input(str(c[0]), c[1], self._span(meta))
+
+    def output_stmt(self, meta, c):
+        return A.Output(tuple(map(str, c)), self._span(meta), tuple(self._tok(t) for t in c))
+
+    def assign(self, meta, c):
+        return A.Assign(tuple(map(str, c[:-1])), c[-1], self._span(meta))
+
+    def annotated(self, meta, c):
+        return A.Assign((str(c[0]),), c[2], self._span(meta), c[1])
+
+    def return_stmt(self, meta, c):
+        return A.Return(tuple(c), self._span(meta))
+
+    def body(self, meta, c):
+        return tuple(x for x in c if x is not None)
+
+    def if_stmt(self, meta, c):
+        test, body, orelse = c
+        if isinstance(orelse, A.If):
+            orelse = (orelse,)
+        return A.If(test, body, orelse or (), self._span(meta))
+
+    def dotted(self, meta, c):
+        return ".".join(map(str, c)), self._span(meta)
+
+    def tie_stmt(self, meta, c):
+        (target, tspan), (source, sspan) = c
+        return A.Tie(target, source, self._span(meta), tspan, sspan)
+
+    def line(self, meta, c):
+        return c[0]
+
+    type_line = expr_line = line
+
+    # ---- top level ----
+    def param(self, meta, c):
+        return A.Param(str(c[0]), c[1], self._span(meta))
+
+    def param_list(self, meta, c):
+        return tuple(x for x in c if x is not None)
+
+    def spec_header(self, meta, c):
+        return ("spec", int(c[0]), self._span(meta))
+
+    def import_stmt(self, meta, c):
+        return ("import", _unescape(c[0]), self._span(meta))
+
+    def const_def(self, meta, c):
+        return ("const", (str(c[0]), c[1]), self._span(meta))
+
+    def model_def(self, meta, c):
+        name, params, body = c
+        return ("model", (str(name), params or (), body, self._tok(name)), self._span(meta))
+
+    def block_def(self, meta, c):
+        name, params, *rest = c
+        body = rest[-1]
+        inputs = tuple(str(t) for t in rest[:-1] if t is not None)
+        return ("block", (str(name), params, inputs, body, self._tok(name)), self._span(meta))
+
+    def kv(self, meta, c):
+        return ("kv", (str(c[0]), c[1], self._tok(c[0])), self._span(meta))
+
+    def entries(self, meta, c):
+        return [x for x in c if x is not None]
+
+    def section(self, meta, c):
+        name, kind, entries = c
+        return ("section", (str(name), str(kind) if kind is not None else None, entries, self._tok(name)),
+                self._span(meta))
+
+    def start(self, meta, c):
+        return list(c)
+
+
+def _stage(x):
+    return A.LayerCall(x, x.span) if isinstance(x, A.Call) else x
+
+
+def _unescape(tok: str) -> str:
+    body = tok[1:-1]
+    if "\\" not in body:
+        return body
+    out, i = [], 0
+    escapes = {"n": "\n", "t": "\t", "\\": "\\", '"': '"'}
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body):
+            out.append(escapes.get(body[i + 1], body[i + 1]))
+            i += 2
+        else:
+            out.append(body[i])
+            i += 1
+    return "".join(out)
+
+
+def to_ast(tree: Tree, file: str, line_offset: int = 0):
+    try:
+        return ToAst(file, line_offset).transform(tree)
+    except RecursionError:
+        raise Failed(Diagnostic("E0107", "the file is nested too deeply to read",
+                                SourceSpan.point(file, 1, 1), help="split deep expressions into named steps")) from None
+
+
+# ---- document ----------------------------------------------------------------------
+class DocumentBuilder:
+    """Top-level items -> the plain document. Collects duplicate-definition errors."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.doc: dict = {"spec": 1, "imports": [], "constants": {}, "models": {}, "blocks": {}}
+        self.source_map: SourceMap = {}
+        self.diagnostics: list[Diagnostic] = []
+
+    def build(self, items: list) -> tuple[dict, SourceMap, list[Diagnostic]]:
+        for tag, value, span in items:
+            getattr(self, f"_{tag}")(value, span)
+        return self.doc, self.source_map, self.diagnostics
+
+    def _spec(self, version, span):
+        self.doc["spec"] = version
+        self.source_map[("spec",)] = span
+
+    def _import(self, path, span):
+        self.source_map[("imports", len(self.doc["imports"]))] = span
+        self.doc["imports"].append(path)
+
+    def _define(self, section: str, name: str, value, span: SourceSpan, name_span: SourceSpan):
+        if name in self.doc[section]:
+            first = self.source_map[(section, name)]
+            self.diagnostics.append(Diagnostic(
+                "E0208", f"`{name}` is defined twice", name_span, label="second definition",
+                notes=(Note(f"first defined at {first}"),)))
+            return
+        self.doc[section][name] = value
+        self.source_map[(section, name)] = name_span
+
+    def _const(self, value, span):
+        name, expr = value
+        self._define("constants", name, expr, span, span)
+
+    def _model(self, value, span):
+        name, params, body, name_span = value
+        inputs, outputs, stmts = {}, [], []
+        for stmt in body:
+            if isinstance(stmt, A.Input):
+                inputs[stmt.name] = stmt.type
+                self.source_map[("models", name, "inputs", stmt.name)] = stmt.span
+            elif isinstance(stmt, A.Output):
+                outputs.extend(stmt.names)
+                for i, s in enumerate(stmt.name_spans):
+                    self.source_map[("models", name, "outputs", len(outputs) - len(stmt.names) + i)] = s
+            else:
+                stmts.append(stmt)
+        model = {"params": {p.name: p.default for p in params}, "inputs": inputs, "body": stmts, "outputs": outputs}
+        self._define("models", name, model, span, name_span)
+        self.source_map[("models", name, "span")] = span
+        for p in params:
+            self.source_map[("models", name, "params", p.name)] = p.span
+
+    def _block(self, value, span):
+        name, params, inputs, body, name_span = value
+        block = {"params": {p.name: p.default for p in params}, "inputs": list(inputs), "body": list(body)}
+        self._define("blocks", name, block, span, name_span)
+        self.source_map[("blocks", name, "span")] = span
+        for p in params:
+            self.source_map[("blocks", name, "params", p.name)] = p.span
+
+    def _section(self, value, span):
+        name, kind, entries, name_span = value
+        if name in self.doc:
+            self.diagnostics.append(Diagnostic("E0208", f"section `{name}` appears twice", name_span,
+                                               label="second one"))
+            return
+        self.doc[name] = self._entries((name,), kind, entries)
+        self.source_map[(name,)] = name_span
+
+    def _entries(self, path: tuple, kind: str | None, entries: list) -> dict:
+        out: dict = {} if kind is None else {"kind": kind}
+        for tag, value, span in entries:
+            if tag == "kv":
+                key, expr, key_span = value
+                if key in out:
+                    self.diagnostics.append(Diagnostic("E0207", f"`{key}` is set twice", key_span,
+                                                       label="second setting"))
+                    continue
+                self.source_map[path + (key,)] = span
+                out[key] = self._config_value(expr, path + (key,))
+            else:
+                key, sub_kind, sub_entries, key_span = value
+                if key in out:  # a repeated section is a list: several `loss` entries
+                    first = out[key]
+                    if not isinstance(first, list):
+                        out[key] = [first]
+                        self._relist(path + (key,))
+                    index = len(out[key])
+                    self.source_map[path + (key, index)] = key_span
+                    out[key].append(self._entries(path + (key, index), sub_kind, sub_entries))
+                else:
+                    self.source_map[path + (key,)] = key_span
+                    out[key] = self._entries(path + (key,), sub_kind, sub_entries)
+        return out
+
+    def _relist(self, path: tuple) -> None:
+        """Move source-map entries under `path` to `path + (0,)` when a section becomes a list."""
+        n = len(path)
+        for key in [k for k in self.source_map if k[:n] == path]:
+            self.source_map[path + (0,) + key[n:]] = self.source_map.pop(key)
+
+    def _config_value(self, expr, path: tuple):
+        """Config values are literals: numbers, strings, booleans, names, lists, tensor types."""
+        if isinstance(expr, A.Literal):
+            return expr.value
+        if isinstance(expr, A.Name):
+            return expr.id
+        if isinstance(expr, A.ListExpr):
+            return [self._config_value(x, path + (i,)) for i, x in enumerate(expr.items)]
+        if isinstance(expr, A.Unary) and expr.op in "+-" and isinstance(expr.operand, A.Literal) \
+                and isinstance(expr.operand.value, (int, float)) and not isinstance(expr.operand.value, bool):
+            return -expr.operand.value if expr.op == "-" else expr.operand.value
+        if isinstance(expr, A.TensorTypeExpr):
+            return unparse.expr(expr)
+        self.diagnostics.append(Diagnostic("E0206", "settings take literal values", expr.span,
+                                           label="not a literal",
+                                           help="write a number, string, true/false, a name or a list"))
+        return None

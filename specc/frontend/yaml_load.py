@@ -1,0 +1,165 @@
+"""YAML -> plain document + source map, through PyYAML's safe loader, keeping positions.
+
+The YAML form is the same document as .dlspec: statements, types and expressions are
+strings in dlspec syntax, parsed here with the same grammar so errors point into the YAML.
+"""
+from __future__ import annotations
+
+import yaml
+
+from . import ast as A
+from .parse import parse
+from .transform import to_ast
+from ..errors import Diagnostic, Failed
+from ..source import SourceSpan
+
+MAX_EXPANDED_NODES = 1_000_000  # more than this after alias expansion is an alias bomb
+
+
+def _span(file: str, node) -> SourceSpan:
+    s, e = node.start_mark, node.end_mark
+    return SourceSpan(file, s.line + 1, s.column + 1, e.line + 1, e.column + 1)
+
+
+def _expanded_size(node, memo: dict) -> int:
+    """Node count with aliases expanded (a shared node counts every time it is used)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # guards against recursive aliases
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(v, memo) for v in node.value)
+    else:
+        size = 1
+    memo[key] = min(size, MAX_EXPANDED_NODES + 1)
+    return memo[key]
+
+
+class YamlDocument:
+    def __init__(self, file: str):
+        self.file = file
+        self.source_map: dict[tuple, SourceSpan] = {}
+        self.diagnostics: list[Diagnostic] = []
+        self._scalars = yaml.SafeLoader("")
+
+    def load(self, text: str):
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            span = SourceSpan.point(self.file, mark.line + 1, mark.column + 1) if mark else None
+            raise Failed(Diagnostic("E0204", f"invalid YAML: {err.problem or err.context}", span,
+                                    label="here")) from None
+        except yaml.YAMLError as err:
+            raise Failed(Diagnostic("E0204", f"invalid YAML: {err}", SourceSpan.point(self.file, 1, 1))) from None
+        except RecursionError:
+            raise Failed(Diagnostic("E0204", "invalid YAML: nested too deeply to read",
+                                    SourceSpan.point(self.file, 1, 1))) from None
+        if root is None:
+            return {}
+        if _expanded_size(root, {}) > MAX_EXPANDED_NODES:
+            raise Failed(Diagnostic("E0205", f"YAML aliases expand to more than {MAX_EXPANDED_NODES:,} nodes",
+                                    _span(self.file, root), label="refused before expanding",
+                                    help="this looks like an alias bomb; write the document out without aliases"))
+        try:
+            plain = self._plain(root, ())
+        except RecursionError:
+            raise Failed(Diagnostic("E0204", "invalid YAML: nested too deeply to read",
+                                    SourceSpan.point(self.file, 1, 1))) from None
+        if not isinstance(plain, dict):
+            raise Failed(Diagnostic("E0202", "a spec document must be a mapping", _span(self.file, root)))
+        self._parse_dlspec_strings(plain)
+        return plain
+
+    def _plain(self, node, path: tuple):
+        self.source_map.setdefault(path, _span(self.file, node))
+        if isinstance(node, yaml.MappingNode):
+            out = {}
+            for key_node, value_node in node.value:
+                key = self._plain(key_node, path + ("<key>",))
+                if not isinstance(key, (str, int)):
+                    self._error("E0202", "mapping keys must be strings", key_node)
+                    continue
+                if key in out:
+                    self._error("E0207", f"`{key}` is set twice", key_node)
+                    continue
+                self.source_map[path + (key,)] = _span(self.file, key_node).cover(_span(self.file, value_node))
+                out[key] = self._plain(value_node, path + (key,))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._plain(v, path + (i,)) for i, v in enumerate(node.value)]
+        constructor = yaml.SafeLoader.yaml_constructors.get(node.tag)
+        if constructor is None:
+            self._error("E0202", f"unsupported YAML tag {node.tag}", node)
+            return None
+        value = constructor(self._scalars, node)
+        if not isinstance(value, (str, int, float, bool, type(None))):
+            value = str(value)  # timestamps and the like: keep the text
+        return value
+
+    def _error(self, code: str, message: str, node) -> None:
+        self.diagnostics.append(Diagnostic(code, message, _span(self.file, node)))
+
+    # ---- dlspec syntax inside strings ----
+    def _parse_dlspec_strings(self, doc: dict) -> None:
+        for section in ("models", "blocks"):
+            defs = doc.get(section)
+            if not isinstance(defs, dict):
+                continue
+            for name, d in defs.items():
+                if not isinstance(d, dict):
+                    continue
+                base = (section, name)
+                self.source_map[base + ("span",)] = self.source_map.get(base)
+                if isinstance(d.get("body"), list):
+                    d["body"] = [self._parse(s, base + ("body", i), "line") for i, s in enumerate(d["body"])]
+                if section == "models" and isinstance(d.get("inputs"), dict):
+                    d["inputs"] = {k: self._parse(v, base + ("inputs", k), "type_line") for k, v in d["inputs"].items()}
+                if isinstance(d.get("params"), dict):
+                    d["params"] = {k: self._value(v, base + ("params", k)) for k, v in d["params"].items()}
+        if isinstance(doc.get("constants"), dict):
+            doc["constants"] = {k: self._value(v, ("constants", k)) for k, v in doc["constants"].items()}
+
+    def _value(self, value, path: tuple):
+        """A parameter default or constant: a YAML scalar/list, or `null` for a required parameter."""
+        if value is None:
+            return None
+        span = self.source_map[path]
+        return _literal_ast(value, span)
+
+    def _parse(self, text, path: tuple, start: str):
+        if not isinstance(text, str):
+            return text  # the schema reports the wrong type
+        span = self.source_map[path]
+        node_span = span
+        # Keep columns exact for one-line scalars (plain or quoted); the line is always right.
+        raw = _source_line(self.file, node_span.line)
+        col = raw.find(text.split("\n", 1)[0], node_span.col - 1) if raw else -1
+        pad = " " * col if col >= 0 else ""
+        try:
+            tree = parse(pad + text, self.file, start=start, line_offset=node_span.line - 1)
+            return to_ast(tree, self.file, node_span.line - 1)
+        except Failed as failed:
+            self.diagnostics.append(failed.diagnostic)
+            return None
+
+
+def _source_line(file: str, line: int) -> str:
+    from ..source import source_text
+    text = source_text(file) or ""
+    lines = text.split("\n")
+    return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def _literal_ast(value, span: SourceSpan):
+    if isinstance(value, list):
+        return A.ListExpr(tuple(_literal_ast(v, span) for v in value), span)
+    return A.Literal(value, span)
+
+
+def load_yaml(text: str, file: str):
+    loader = YamlDocument(file)
+    doc = loader.load(text)
+    return doc, loader.source_map, loader.diagnostics

@@ -1,0 +1,875 @@
+"""Spec -> IR graph: resolve imports, expand blocks/repeats/lists, evaluate constants, name
+layers, and infer every value's type through the op registry's shape rules.
+
+Errors are collected, not raised: a statement that fails binds its targets to `POISON`, and
+anything computed from a poisoned value is poisoned silently, so one mistake gives one message.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ..errors import Diagnostic, Failed, Note, SpecError
+from ..frontend import ast as A, unparse
+from ..source import SourceSpan
+from . import dims as D
+from .evaluate import EvalError, binary, compare, is_dim, negate, truth, type_name
+from .graph import Graph, Layer, Node, Tie, Value
+from .ops import OPS, OpError
+from .types import DTYPES, TensorType
+
+MAX_REPEAT = 100_000
+MAX_NODES = 1_000_000
+MAX_BLOCK_DEPTH = 64
+MAX_PARAMS = 10**12  # refused before anything is allocated; `--max-params` lowers it
+BUILTINS = ("channels", "dim", "rank", "features", "min", "max", "int", "float", "len")
+
+
+class _Poison:
+    """The value of anything that failed; using it reports nothing more."""
+
+    def __repr__(self):
+        return "POISON"
+
+
+POISON = _Poison()
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """A dataflow value during the build."""
+
+    id: str
+    type: TensorType
+
+
+class StmtError(Exception):
+    """Abandons the current statement; the diagnostic is already recorded."""
+
+
+@dataclass
+class Scope:
+    prefix: str  # module path prefix: "" or "layer1.0."
+    values: dict  # constants and tensors by name
+    layers: dict = field(default_factory=dict)  # local layer name -> full path (for reuse)
+    reserved: set = field(default_factory=set)  # explicit layer names in this body (auto names avoid them)
+    counters: dict = field(default_factory=dict)
+    notes: tuple = ()  # Note chain of block expansions, innermost first
+    block: str | None = None
+    depth: int = 0
+    returned: tuple | None = None
+
+    def child(self, prefix: str, values: dict, notes: tuple, block: str | None) -> Scope:
+        return Scope(prefix, values, notes=notes, block=block, depth=self.depth + 1)
+
+
+def explicit_names(stmts) -> set[str]:
+    """Layer names written out in a body (`conv1: Conv2d(...)`), including inside `if` branches."""
+    found: set[str] = set()
+
+    def stage(s):
+        if isinstance(s, A.Named):
+            found.add(s.name)
+            if not isinstance(s.layer, (A.LayerList, A.Repeat)):
+                stage(s.layer)
+        elif isinstance(s, A.LayerList):
+            for item in s.items:
+                stage(item)
+
+    def expr(e):
+        if isinstance(e, A.Pipe):
+            expr(e.source)
+            for s in e.stages:
+                stage(s)
+        elif isinstance(e, A.Call):
+            if e.layer_name:
+                found.add(e.layer_name)
+            for a in e.args:
+                expr(a.value)
+        elif isinstance(e, A.BinOp):
+            expr(e.first)
+            for _, x in e.rest:
+                expr(x)
+        elif isinstance(e, (A.ListExpr,)):
+            for x in e.items:
+                expr(x)
+        elif isinstance(e, A.Cond):
+            expr(e.then)
+            expr(e.orelse)
+
+    for st in stmts:
+        if isinstance(st, A.Assign):
+            expr(st.value)
+        elif isinstance(st, A.Return):
+            for v in st.values:
+                expr(v)
+        elif isinstance(st, A.If):
+            found |= explicit_names(st.body) | explicit_names(st.orelse)
+    return found
+
+
+def _did_you_mean(name: str, candidates) -> str | None:
+    guess = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    if not guess:
+        lowered = {c.lower(): c for c in candidates}
+        guess = [lowered[name.lower()]] if name.lower() in lowered else []
+    return f"did you mean `{guess[0]}`?" if guess else None
+
+
+class Library:
+    """Blocks and constants visible to a spec: its own and those of its imports (transitively)."""
+
+    def __init__(self):
+        self.blocks: dict[str, tuple] = {}  # name -> (BlockDef, Spec)
+        self.constants: dict[str, tuple] = {}  # name -> (expr, Spec)
+
+
+class Builder:
+    def __init__(self, spec, *, max_params: int = MAX_PARAMS, import_stack: tuple = ()):
+        self.spec = spec
+        self.max_params = max_params
+        self.diagnostics: list[Diagnostic] = []
+        self.import_stack = import_stack + (str(Path(spec.path).resolve()),)
+        self.library = Library()
+        self._const_cache: dict[str, object] = {}
+        self._const_busy: set[str] = set()
+        self._import(spec)
+
+    # ---- diagnostics ----
+    def error(self, code: str, message: str, span: SourceSpan | None, scope: Scope | None = None, *,
+              label: str = "", help: str | None = None, notes: tuple = ()) -> None:
+        self.diagnostics.append(Diagnostic(code, message, span, label=label, help=help,
+                                           notes=tuple(notes) + (scope.notes if scope else ())))
+
+    def fail(self, *args, **kwargs):
+        self.error(*args, **kwargs)
+        raise StmtError()
+
+    # ---- imports ----
+    def _import(self, spec) -> None:
+        from ..frontend.load import load_file
+
+        for i, rel in enumerate(spec.imports):
+            span = spec.span("imports", i)
+            target = _display_path(Path(spec.path).parent / rel)
+            key = str(Path(target).resolve())
+            if key in self.import_stack:
+                chain = " -> ".join(Path(p).name for p in self.import_stack[self.import_stack.index(key):]) \
+                    + f" -> {Path(target).name}"
+                self.error("E0502", f"import cycle: {chain}", span, label="this import closes the cycle")
+                continue
+            if not Path(target).exists():
+                self.error("E0501", f"cannot import \"{rel}\": no such file {target}", span,
+                           label="file not found", help="imports are relative to the importing file")
+                continue
+            try:
+                imported = load_file(target)
+            except SpecError as err:
+                self.diagnostics += err.diagnostics
+                continue
+            sub = Builder(imported, import_stack=self.import_stack)
+            self.diagnostics += sub.diagnostics
+            self.library.blocks.update(sub.library.blocks)
+            self.library.constants.update(sub.library.constants)
+        for name, block in spec.blocks.items():
+            self.library.blocks[name] = (block, spec)
+        for name, expr in spec.constants.items():
+            self.library.constants[name] = (expr, spec)
+
+    # ---- constants ----
+    def constant(self, name: str):
+        if name in self._const_cache:
+            return self._const_cache[name]
+        expr, _ = self.library.constants[name]
+        if name in self._const_busy:
+            raise EvalError(f"constant `{name}` is defined in terms of itself")
+        self._const_busy.add(name)
+        try:
+            value = self.static(expr, Scope("", {}))
+        finally:
+            self._const_busy.discard(name)
+        self._const_cache[name] = value
+        return value
+
+    def static(self, expr, scope: Scope):
+        """Evaluate an expression that must not involve tensors."""
+        value = self.eval(expr, scope)
+        if isinstance(value, Tensor):
+            self.fail("E0405", "expected a constant here, not a tensor", expr.span, scope)
+        return value
+
+    # ---- the model ----
+    def build_model(self, name: str, params: dict | None = None) -> Graph | None:
+        model = self.spec.models[name]
+        self.nodes: list[Node] = []
+        self.values: dict[str, Value] = {}
+        self.layers: dict[str, Layer] = {}
+        self.ties: list[Tie] = []
+        self.symbols: set[str] = set()
+        self.node_ids: set[str] = set()
+        scope = Scope("", {}, reserved=explicit_names(model.body))
+        for pname, default in model.params.items():
+            if params and pname in params:
+                scope.values[pname] = params[pname]
+            elif default is None:
+                self.error("E0406", f"model {name} needs a value for parameter `{pname}`",
+                           self.spec.span("models", name, "params", pname))
+                scope.values[pname] = POISON
+            else:
+                scope.values[pname] = self._try_static(default, scope)
+        inputs = []
+        for iname, texpr in model.inputs.items():
+            ttype = self._tensor_type(texpr, scope)
+            if ttype is None:
+                scope.values[iname] = POISON
+                continue
+            vid = self._value_id(iname, scope)
+            self.values[vid] = Value(vid, ttype, texpr.span)
+            scope.values[iname] = Tensor(vid, ttype)
+            inputs.append(vid)
+        self.run_body(model.body, scope)
+        outputs = []
+        for i, oname in enumerate(model.outputs):
+            value = scope.values.get(oname)
+            span = self.spec.span("models", name, "outputs", i)
+            if value is None:
+                self.error("E0401", f"output `{oname}` is not defined", span, label="undefined",
+                           help=_did_you_mean(oname, [k for k, v in scope.values.items() if isinstance(v, Tensor)]))
+            elif isinstance(value, Tensor):
+                outputs.append(value.id)
+            elif value is not POISON:
+                self.error("E0405", f"output `{oname}` is {type_name(value)}, not a tensor", span)
+        if not self.diagnostics:  # after other errors, layers may be missing for good reason
+            self._check_ties()
+        graph = Graph(name, tuple(inputs), tuple(outputs), self.values, tuple(self.nodes), self.layers,
+                      tuple(self.ties), tuple(sorted(self.symbols)), self.spec.span("models", name, "span"))
+        self._check_size(graph, name)
+        return graph
+
+    def _check_size(self, graph: Graph, name: str) -> None:
+        count = graph.param_count
+        if count > self.max_params:
+            biggest = max(graph.layers.values(), key=lambda l: _numel(OPS[l.op].param_shapes(l.params)), default=None)
+            notes = (Note(f"the largest layer is `{biggest.path}` "
+                          f"({_numel(OPS[biggest.op].param_shapes(biggest.params)):,} parameters), defined",
+                          biggest.span),) \
+                if biggest else ()
+            self.error("E0601", f"model {name} has {count:,} parameters, more than the limit of {self.max_params:,}",
+                       self.spec.span("models", name), label="too large", notes=notes,
+                       help="nothing was allocated; shrink the model or raise the limit with --max-params")
+
+    def _check_ties(self) -> None:
+        shapes = {}
+        for layer in self.layers.values():
+            for pname, shape in OPS[layer.op].param_shapes(layer.params).items():
+                shapes[f"{layer.path}.{pname}"] = tuple(shape)
+        for tie in self.ties:
+            for key in (tie.target, tie.source):
+                if key not in shapes:
+                    self.error("E0401", f"`tie`: no parameter `{key}`", tie.span,
+                               help=_did_you_mean(key, shapes))
+                    break
+            else:
+                if shapes[tie.target] != shapes[tie.source]:
+                    self.error("E0308", f"cannot tie `{tie.target}` {list(shapes[tie.target])} to `{tie.source}` "
+                               f"{list(shapes[tie.source])}: the shapes differ", tie.span)
+
+    # ---- statements ----
+    def run_body(self, stmts, scope: Scope) -> None:
+        for stmt in stmts:
+            if scope.returned is not None:
+                self.error("E0409", "unreachable statement after `return`", stmt.span, scope)
+                break
+            try:
+                self.run_stmt(stmt, scope)
+            except StmtError:
+                for target in getattr(stmt, "targets", ()):
+                    scope.values[target] = POISON
+                if isinstance(stmt, A.Return):
+                    scope.returned = (POISON,) * len(stmt.values)
+
+    def run_stmt(self, stmt, scope: Scope) -> None:
+        if isinstance(stmt, A.Assign):
+            value = self.eval(stmt.value, scope)
+            if len(stmt.targets) > 1:
+                if value is POISON:
+                    raise StmtError()
+                if not isinstance(value, tuple) or len(value) != len(stmt.targets):
+                    n = len(value) if isinstance(value, tuple) else 1
+                    self.fail("E0410", f"{len(stmt.targets)} names on the left but the right side gives {n} "
+                              f"value{'s' if n != 1 else ''}", stmt.span, scope)
+                scope.values.update(zip(stmt.targets, value))
+            else:
+                if stmt.annotation is not None:
+                    self._check_annotation(stmt, value, scope)
+                scope.values[stmt.targets[0]] = value
+        elif isinstance(stmt, A.Return):
+            if scope.block is None:
+                self.fail("E0409", "`return` is for blocks; a model names its results with `output`", stmt.span, scope)
+            scope.returned = tuple(self.eval(v, scope) for v in stmt.values)
+        elif isinstance(stmt, A.If):
+            test = self.static(stmt.test, scope)
+            if test is POISON:
+                raise StmtError()
+            try:
+                branch = truth(test, "an `if` condition")
+            except EvalError as err:
+                self.fail("E0405", err.message, stmt.test.span, scope)
+            self.run_body(stmt.body if branch else stmt.orelse, scope)
+        elif isinstance(stmt, A.Tie):
+            self.ties.append(Tie(scope.prefix + stmt.target, scope.prefix + stmt.source, stmt.span))
+        elif isinstance(stmt, A.Input):
+            self.fail("E0409", "`input` declares a model's inputs; a block receives them in its `(…)` list",
+                      stmt.span, scope)
+        elif isinstance(stmt, A.Output):
+            self.fail("E0409", "`output` belongs in a model; a block gives its results with `return`",
+                      stmt.span, scope)
+
+    def _check_annotation(self, stmt: A.Assign, value, scope: Scope) -> None:
+        if value is POISON:
+            return
+        if not isinstance(value, Tensor):
+            self.fail("E0405", f"a shape annotation needs a tensor, but `{stmt.targets[0]}` is {type_name(value)}",
+                      stmt.span, scope)
+        expected = self._tensor_type(stmt.annotation, scope, default_dtype=value.type.dtype)
+        if expected is None:
+            raise StmtError()
+        if expected.shape != value.type.shape or expected.dtype != value.type.dtype:
+            self.fail("E0304", f"shape assertion failed: `{stmt.targets[0]}` is {value.type}, "
+                      f"not {expected}", stmt.annotation.span, scope, label=f"actual: {value.type}")
+
+    def _tensor_type(self, texpr: A.TensorTypeExpr, scope: Scope, default_dtype: str = "float32"):
+        dtype = texpr.dtype or default_dtype
+        if dtype not in DTYPES:
+            self.error("E0405", f"unknown dtype `{dtype}`", texpr.span, scope, help=_did_you_mean(dtype, DTYPES))
+            return None
+        shape = []
+        for d in texpr.dims:
+            try:
+                v = self.eval(d, scope, symbols=True)
+            except StmtError:
+                return None
+            if v is POISON:
+                return None
+            if not is_dim(v) or (isinstance(v, int) and v < 0):
+                self.error("E0405", f"a dimension must be a size or a symbol, got {type_name(v)}", d.span, scope)
+                return None
+            shape.append(v)
+        return TensorType(dtype, tuple(shape))
+
+    # ---- expressions ----
+    def _try_static(self, expr, scope):
+        try:
+            return self.static(expr, scope)
+        except StmtError:
+            return POISON
+
+    def eval(self, e, scope: Scope, symbols: bool = False):
+        try:
+            return self._eval(e, scope, symbols)
+        except EvalError as err:
+            self.fail("E0405", err.message, e.span, scope, help=err.help)
+
+    def _eval(self, e, scope: Scope, symbols: bool):
+        if isinstance(e, A.Literal):
+            return e.value
+        if isinstance(e, A.Name):
+            return self.lookup(e, scope, symbols)
+        if isinstance(e, A.Pipe):
+            return self.eval_pipe(e, scope)
+        if isinstance(e, A.Call):
+            return self.eval_call(e, scope)
+        if isinstance(e, A.BinOp):
+            acc = self.eval(e.first, scope, symbols)
+            for op, operand in e.rest:
+                rhs = self.eval(operand, scope, symbols)
+                acc = self.arith(op, acc, rhs, e, scope)
+            return acc
+        if isinstance(e, A.ListExpr):
+            return tuple(self.eval(x, scope, symbols) for x in e.items)
+        if isinstance(e, A.Unary):
+            v = self.eval(e.operand, scope, symbols)
+            if v is POISON:
+                return POISON
+            if e.op == "not":
+                return not truth(v, "the operand of `not`")
+            if e.op == "+":
+                return v
+            if isinstance(v, Tensor):
+                return self.apply_op("Mul", e, [v], {"other": -1.0}, scope, None)
+            return negate(v)
+        if isinstance(e, A.Compare):
+            a, b = self.eval(e.left, scope), self.eval(e.right, scope)
+            if a is POISON or b is POISON:
+                return POISON
+            if isinstance(a, Tensor) or isinstance(b, Tensor):
+                self.fail("E0405", "comparisons work on constants and sizes, not tensors", e.span, scope,
+                          help="use channels(x) or dim(x, i) to compare sizes")
+            return compare(e.op, a, b)
+        if isinstance(e, A.BoolOp):
+            for operand in e.operands:
+                v = self.eval(operand, scope)
+                if v is POISON:
+                    return POISON
+                if truth(v, f"an operand of `{e.op}`") == (e.op == "or"):
+                    return e.op == "or"
+            return e.op == "and"
+        if isinstance(e, A.Cond):
+            test = self.eval(e.test, scope)
+            if test is POISON:
+                return POISON
+            return self.eval(e.then if truth(test, "a condition") else e.orelse, scope, symbols)
+        if isinstance(e, A.TensorTypeExpr):
+            self.fail("E0405", "a tensor type is not a value here", e.span, scope,
+                      help="types belong in `input` declarations and shape annotations")
+        raise EvalError(f"cannot evaluate {type(e).__name__}")
+
+    def lookup(self, e: A.Name, scope: Scope, symbols: bool):
+        if e.id in scope.values:
+            return scope.values[e.id]
+        if e.id in self.library.constants:
+            try:
+                return self.constant(e.id)
+            except StmtError:
+                return POISON
+        if symbols:
+            self.symbols.add(e.id)
+            return D.Sym.var(e.id)
+        if e.id in OPS or e.id in self.library.blocks:
+            self.fail("E0405", f"`{e.id}` is a layer, not a value", e.span, scope,
+                      help=f"apply it: `x |> {e.id}` or `{e.id}(x)`")
+        if e.id in scope.layers:
+            self.fail("E0405", f"`{e.id}` names a layer, not a value", e.span, scope,
+                      help=f"apply it again with `x |> {e.id}` to share its weights")
+        known = list(scope.values) + list(self.library.constants)
+        self.fail("E0401", f"`{e.id}` is not defined", e.span, scope, label="undefined",
+                  help=_did_you_mean(e.id, known))
+
+    def arith(self, op: str, a, b, e, scope: Scope):
+        if a is POISON or b is POISON:
+            return POISON
+        if isinstance(a, Tensor) or isinstance(b, Tensor):
+            name = {"+": "Add", "-": "Sub", "*": "Mul", "/": "Div"}.get(op)
+            if name is None:
+                self.fail("E0405", f"`{op}` does not apply to tensors", e.span, scope)
+            if isinstance(a, Tensor) and isinstance(b, Tensor):
+                return self.apply_op(name, e, [a, b], {}, scope, None)
+            tensor, other = (a, b) if isinstance(a, Tensor) else (b, a)
+            if not isinstance(other, (int, float)) or isinstance(other, bool):
+                self.fail("E0405", f"cannot apply `{op}` to a tensor and {type_name(other)}", e.span, scope)
+            if isinstance(b, Tensor) and op in ("-", "/"):
+                self.fail("E0405", f"write the tensor first: `x {op} {other}`", e.span, scope)
+            return self.apply_op(name, e, [tensor], {"other": float(other)}, scope, None)
+        return binary(op, a, b)
+
+    # ---- calls and builtins ----
+    def eval_call(self, call: A.Call, scope: Scope):
+        if call.func in BUILTINS and call.layer_name is None:
+            return self.builtin(call, scope)
+        return self.apply_layer(call.func, call, [], scope, call.layer_name, call.name_span)
+
+    def builtin(self, call: A.Call, scope: Scope):
+        args = [self.eval(a.value, scope) for a in call.args]
+        if any(a is POISON for a in args):
+            return POISON
+        f = call.func
+        try:
+            if f in ("channels", "dim", "rank", "features"):
+                want = 2 if f == "dim" else 1
+                if len(args) != want or not isinstance(args[0], Tensor):
+                    raise EvalError(f"{f}() takes a tensor" + (" and an index" if f == "dim" else ""))
+                shape = args[0].type.shape
+                if f == "rank":
+                    return len(shape)
+                index = {"channels": 1, "features": -1}.get(f, args[-1])
+                if not isinstance(index, int) or not -len(shape) <= index < len(shape):
+                    raise EvalError(f"{f}(): the tensor is {args[0].type}, it has no dim {index}")
+                return shape[index]
+            if f in ("min", "max"):
+                values = args[0] if len(args) == 1 and isinstance(args[0], tuple) else args
+                return (min if f == "min" else max)(values)
+            if f == "int":
+                return int(args[0])
+            if f == "float":
+                return float(args[0])
+            if f == "len":
+                return len(args[0])
+        except (TypeError, ValueError) as err:
+            raise EvalError(f"{f}(): {err}") from None
+        raise EvalError(f"unknown function {f}")
+
+    # ---- pipelines ----
+    def eval_pipe(self, e: A.Pipe, scope: Scope):
+        value = self.eval(e.source, scope)
+        for stage in e.stages:
+            if value is POISON:
+                return POISON
+            inputs = list(value) if isinstance(value, tuple) else [value]
+            for i, v in enumerate(inputs):
+                if v is POISON:
+                    return POISON
+                if not isinstance(v, Tensor):
+                    self.fail("E0405", f"only tensors can be piped into a layer, but this is {type_name(v)}",
+                              e.source.span if i == 0 else e.span, scope)
+            value = self.apply_stage(stage, inputs, scope, None, None)
+        return value
+
+    def apply_stage(self, stage, inputs: list, scope: Scope, name: str | None, name_span):
+        if isinstance(stage, A.Named):
+            return self.apply_stage(stage.layer, inputs, scope, stage.name, stage.name_span)
+        if isinstance(stage, A.LayerRef):
+            if name is None and stage.name in scope.layers:
+                return self.reuse_layer(scope.layers[stage.name], stage, inputs, scope)
+            call = A.Call(stage.name, (), stage.span, stage.span)
+            return self.apply_layer(stage.name, call, inputs, scope, name, name_span)
+        if isinstance(stage, A.LayerCall):
+            return self.apply_layer(stage.call.func, stage.call, inputs, scope, name, name_span)
+        if isinstance(stage, A.LayerList):
+            return self.apply_sequence(stage.items, inputs, scope, name, name_span, stage.span)
+        if isinstance(stage, A.Repeat):
+            return self.apply_repeat(stage, inputs, scope, name, name_span)
+        raise TypeError(stage)
+
+    def _sub_scope(self, scope: Scope, name: str | None, name_span, what: str, span) -> Scope:
+        """A naming scope for a list or repeat: `name.0`, `name.1`, ... (values stay shared)."""
+        path = self._layer_path(name, name_span, what, scope)
+        sub = Scope(path + ".", scope.values, notes=scope.notes, block=scope.block, depth=scope.depth)
+        sub.returned = None
+        return sub
+
+    def apply_sequence(self, items, inputs, scope, name, name_span, span):
+        if name is None:  # an unnamed list only groups; its layers are named in the enclosing scope
+            value = inputs
+            for item in items:
+                value = self.apply_stage(item, _as_list(value), scope, None, None)
+            return value
+        sub = self._sub_scope(scope, name, name_span, "list", span)
+        value = inputs
+        for i, item in enumerate(items):
+            if isinstance(item, A.Named):
+                value = self.apply_stage(item, _as_list(value), sub, None, None)
+            else:
+                value = self.apply_stage(item, _as_list(value), sub, str(i), None)
+        return value
+
+    def apply_repeat(self, rep: A.Repeat, inputs, scope, name, name_span):
+        count = self.static(rep.count, scope)
+        if count is POISON:
+            raise StmtError()
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_REPEAT:
+            self.fail("E0602" if isinstance(count, int) else "E0405",
+                      f"repeat needs a count from 0 to {MAX_REPEAT:,}, got {count if isinstance(count, int) else type_name(count)}",
+                      rep.count.span, scope)
+        sub = self._sub_scope(scope, name or None, name_span, "repeat", rep.span)
+        value = inputs
+        for i in range(count):
+            if rep.var:
+                scope.values[rep.var] = i
+            if len(rep.stages) == 1 and not isinstance(rep.stages[0], A.Named):
+                value = self.apply_stage(rep.stages[0], _as_list(value), sub, str(i), None)
+            else:
+                inner = Scope(f"{sub.prefix}{i}.", scope.values, notes=scope.notes, block=scope.block, depth=scope.depth)
+                for j, st in enumerate(rep.stages):
+                    value = self.apply_stage(st, _as_list(value), inner, None if isinstance(st, A.Named) else str(j), None)
+        return value
+
+    # ---- layers ----
+    def _layer_path(self, name: str | None, name_span, op: str, scope: Scope) -> str:
+        if name is not None:
+            if name in scope.layers or (scope.prefix + name) in self.layers:
+                first = self.layers.get(scope.layers.get(name, scope.prefix + name))
+                self.fail("E0403", f"layer name `{name}` is used twice", name_span, scope,
+                          label="second layer with this name",
+                          notes=(Note("first used", first.span),) if first else (),
+                          help=f"to share its weights, apply it again without arguments: `x |> {name}`")
+            scope.layers[name] = scope.prefix + name
+            return scope.prefix + name
+        base = op.lower()
+        n = scope.counters.get(base, 0)
+        while f"{base}_{n}" in scope.reserved or f"{base}_{n}" in scope.layers:
+            n += 1
+        scope.counters[base] = n + 1
+        local = f"{base}_{n}"
+        scope.layers[local] = scope.prefix + local
+        return scope.prefix + local
+
+    def apply_layer(self, func: str, call: A.Call, inputs: list, scope: Scope, name, name_span):
+        if func in self.library.blocks:
+            return self.expand_block(func, call, inputs, scope, name, name_span)
+        op = OPS.get(func)
+        if op is None:
+            if func in scope.layers and not call.args:
+                return self.reuse_layer(scope.layers[func], call, inputs, scope)
+            if func in BUILTINS:
+                self.fail("E0405", f"{func}() is a function, not a layer", call.func_span, scope)
+            candidates = list(OPS) + list(self.library.blocks) + list(scope.layers)
+            self.fail("E0402", f"unknown op or block `{func}`", call.func_span, scope, label="not defined",
+                      help=_did_you_mean(func, candidates))
+        # leading tensor arguments are inputs (`Concat(a, b, dim = 1)`); the rest are the op's arguments
+        tensors, args = list(inputs), list(call.args)
+        while args and args[0].name is None:
+            v = self.eval(args[0].value, scope)
+            if isinstance(v, Tensor) or v is POISON:
+                tensors.append(v)
+                args.pop(0)
+            else:
+                break
+        kwargs, arg_spans, init = self.op_arguments(op, call, args, scope)
+        if any(t is POISON for t in tensors):
+            return POISON
+        path = self._layer_path(name, name_span, func, scope)
+        return self.apply_op(func, call, tensors, kwargs, scope, path, arg_spans, init)
+
+    def op_arguments(self, op, call: A.Call, args: list, scope: Scope):
+        """Map the call's arguments onto the op's parameters (positional as torch, or without the input size)."""
+        positional = [a for a in args if a.name is None]
+        keywords = [a for a in args if a.name is not None]
+        required = [f for f in op.positional if f not in op.inferred and op.params.model_fields[f].is_required()]
+        order = list(op.positional)
+        if not (len(positional) > len(required) and order and order[0] in op.inferred):
+            order = [f for f in order if f not in op.inferred]
+        if len(positional) > len(order):
+            extra = positional[len(order)]
+            self.fail("E0407", f"{op.name} takes at most {len(order)} positional argument"
+                      f"{'s' if len(order) != 1 else ''} ({', '.join(order) or 'none'})", extra.span, scope,
+                      label="one too many", help="pass the others by name, e.g. `stride = 2`")
+        kwargs, spans, init = {}, {}, None
+        for field_name, a in zip(order, positional):
+            kwargs[field_name], spans[field_name] = self.static(a.value, scope), a.span
+        for a in keywords:
+            if a.name == "init":
+                init = self._init_arg(a, scope)
+                continue
+            if a.name in kwargs:
+                self.fail("E0404", f"{op.name} got `{a.name}` twice", a.span, scope)
+            if a.name not in op.params.model_fields:
+                self.fail("E0404", f"{op.name} has no argument `{a.name}`", a.span, scope, label="unknown argument",
+                          help=_did_you_mean(a.name, op.params.model_fields) or
+                          f"its arguments: {', '.join(op.params.model_fields) or 'none'}")
+            kwargs[a.name], spans[a.name] = self.static(a.value, scope), a.span
+        if any(v is POISON for v in kwargs.values()):
+            raise StmtError()
+        return kwargs, spans, init
+
+    def _init_arg(self, a: A.Arg, scope: Scope) -> dict:
+        """`init = "kaiming"` or `init = normal(std = 0.02)`."""
+        v = a.value
+        if isinstance(v, A.Call) and all(x.name for x in v.args):
+            return {"kind": v.func, **{x.name: self.static(x.value, scope) for x in v.args}}
+        kind = self.static(v, scope) if not isinstance(v, A.Name) else v.id
+        if not isinstance(kind, str):
+            self.fail("E0405", "init takes a name such as normal, xavier or kaiming", a.span, scope)
+        return {"kind": kind}
+
+    def apply_op(self, func: str, call, tensors: list, kwargs: dict, scope: Scope, path: str | None,
+                 arg_spans: dict | None = None, init: dict | None = None):
+        op = OPS[func]
+        arg_spans = arg_spans or {}
+        try:
+            params = op.params(**kwargs)
+        except ValidationError as err:
+            reported = set()
+            for e in err.errors(include_url=False):
+                field_name = e["loc"][0] if e["loc"] else None
+                if field_name in reported:  # a union gives one error per member: report the first
+                    continue
+                reported.add(field_name)
+                span = arg_spans.get(field_name, call.span)
+                if e["type"] == "missing":
+                    self.error("E0406", f"{func} needs `{field_name}`", call.span, scope, label="missing argument",
+                               help=f"e.g. {op.example}" if op.example else None)
+                else:
+                    msg = e["msg"].removeprefix("Value error, ")
+                    self.error("E0405", f"{func} argument `{field_name}`: {msg[0].lower() + msg[1:]}", span, scope,
+                               label=f"got {_show(kwargs.get(field_name))}")
+            raise StmtError()
+        lo, hi = op.inputs
+        if not (lo <= len(tensors) and (hi is None or len(tensors) <= hi)):
+            want = f"{lo}" if lo == hi else f"{lo} to {hi}" if hi is not None else f"at least {lo}"
+            self.fail("E0408", f"{func} takes {want} tensor input{'s' if hi != 1 else ''}, got {len(tensors)}",
+                      call.span, scope)
+        if path is None:
+            path = self._layer_path(None, None, func, scope)
+        return self._infer(op, params, tensors, call, scope, path, arg_spans, init, layer_exists=False)
+
+    def reuse_layer(self, path: str, where, inputs: list, scope: Scope):
+        """Apply an existing layer again: the same parameters (shared weights)."""
+        layer = self.layers.get(path)
+        if layer is None:
+            self.fail("E0401", f"layer `{path}` is not defined yet", where.span, scope)
+        if any(t is POISON for t in inputs):
+            return POISON
+        return self._infer(OPS[layer.op], layer.params, inputs, where, scope, path, {}, None, layer_exists=True)
+
+    def _infer(self, op, params, tensors, call, scope, path, arg_spans, init, layer_exists):
+        types = tuple(t.type for t in tensors)
+        try:
+            result = op.infer(params, types)
+        except OpError as err:
+            span = arg_spans.get(err.arg) if err.arg else None
+            if span is None and err.input is not None and hasattr(call, "args"):
+                span = self._input_span(call, err.input, len(tensors))
+            help_ = err.help
+            if err.code == "E0301" and err.arg in op.inferred and isinstance(call, A.Call):
+                fixed = tuple(a for a in call.args if a.span != arg_spans.get(err.arg))
+                help_ = f"drop the input size; specc infers it: {unparse.call(call.func, fixed)}"
+            label = err.label or (f"input is {_shape_text(types[0])}" if types and err.code == "E0301" else "")
+            self.fail(err.code, err.message, span or getattr(call, "span", None), scope, label=label, help=help_)
+        if len(self.nodes) >= MAX_NODES:
+            self.fail("E0602", f"the model expands to more than {MAX_NODES:,} layers", call.span, scope)
+        if not layer_exists:
+            self.layers[path] = Layer(path, op.name, result.params, call.span, init, scope.block)
+        node_id = self._node_id(path)
+        outs = []
+        for i, t in enumerate(result.outputs):
+            vid = node_id if len(result.outputs) == 1 else f"{node_id}_{i}"
+            self.values[vid] = Value(vid, t, call.span)
+            outs.append(Tensor(vid, t))
+        try:
+            macs = op.macs(result.params, types, result.outputs)
+        except Exception:  # noqa: BLE001 - MACs are informational
+            macs = 0
+        self.nodes.append(Node(node_id, path, tuple(t.id for t in tensors), tuple(o.id for o in outs),
+                               call.span, scope.notes, macs))
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _input_span(self, call, index: int, n: int):
+        tensor_args = [a for a in call.args if a.name is None]
+        piped = n - len(tensor_args)
+        i = index - piped
+        return tensor_args[i].span if 0 <= i < len(tensor_args) else None
+
+    def _node_id(self, path: str) -> str:
+        base = path.replace(".", "_")
+        node_id, n = base, 1
+        while node_id in self.node_ids:
+            node_id = f"{base}_{n}"
+            n += 1
+        self.node_ids.add(node_id)
+        return node_id
+
+    def _value_id(self, name: str, scope: Scope) -> str:
+        base = (scope.prefix.replace(".", "_") + name) if scope.prefix else name
+        vid, n = base, 1
+        while vid in self.values or vid in self.node_ids:
+            vid = f"{base}_{n}"
+            n += 1
+        self.node_ids.add(vid)
+        return vid
+
+    # ---- blocks ----
+    def expand_block(self, func: str, call: A.Call, inputs: list, scope: Scope, name, name_span):
+        block, home = self.library.blocks[func]
+        if scope.depth >= MAX_BLOCK_DEPTH:
+            self.fail("E0603", f"blocks nested more than {MAX_BLOCK_DEPTH} deep (does `{func}` use itself?)",
+                      call.span, scope)
+        values = {}
+        tensors = list(inputs)
+        positional = [a for a in call.args if a.name is None]
+        while positional:
+            v = self.eval(positional[0].value, scope)
+            if not (isinstance(v, Tensor) or v is POISON):
+                break
+            tensors.append(v)
+            positional.pop(0)
+        pnames = list(block.params)
+        if len(positional) > len(pnames):
+            self.fail("E0407", f"block {func} takes {len(pnames)} parameter{'s' if len(pnames) != 1 else ''} "
+                      f"({', '.join(pnames) or 'none'})", positional[len(pnames)].span, scope)
+        for pname, a in zip(pnames, positional):
+            values[pname] = self.static(a.value, scope)
+        for a in call.args:
+            if a.name is None:
+                continue
+            if a.name not in block.params:
+                self.fail("E0404", f"block {func} has no parameter `{a.name}`", a.span, scope,
+                          label="unknown parameter", help=_did_you_mean(a.name, pnames))
+            if a.name in values:
+                self.fail("E0404", f"block {func} got `{a.name}` twice", a.span, scope)
+            values[a.name] = self.static(a.value, scope)
+        if len(tensors) != len(block.inputs):
+            self.fail("E0408", f"block {func} takes {len(block.inputs)} tensor input"
+                      f"{'s' if len(block.inputs) != 1 else ''} ({', '.join(block.inputs)}), got {len(tensors)}",
+                      call.span, scope)
+        if any(t is POISON for t in tensors) or any(v is POISON for v in values.values()):
+            return POISON
+        path = self._layer_path(name, name_span, func, scope)
+        notes = (Note(f"in block {func}, used", call.span),) + scope.notes
+        inner = scope.child(path + ".", values, notes, func)
+        inner.reserved = explicit_names(block.body)
+        for pname, default in block.params.items():
+            if pname in values:
+                continue
+            if default is None:
+                self.fail("E0406", f"block {func} needs a value for `{pname}`", call.span, scope,
+                          help=f"pass it: {func}({pname} = ...)")
+            inner.values[pname] = self._try_static(default, inner)
+        for iname, t in zip(block.inputs, tensors):
+            inner.values[iname] = t
+        self.run_body(block.body, inner)
+        if inner.returned is None:
+            self.fail("E0410", f"block {func} has no `return`", home.span("blocks", func), scope)
+        result = inner.returned
+        if any(r is POISON for r in result):
+            return POISON
+        return result[0] if len(result) == 1 else result
+
+
+def _display_path(path: Path) -> str:
+    """A path as diagnostics show it: relative to the working directory when inside it."""
+    import os
+
+    text = os.path.normpath(str(path))
+    rel = os.path.relpath(os.path.abspath(text))
+    return rel if not rel.startswith("..") else os.path.abspath(text)
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (tuple, list)) else [value]
+
+
+def _numel(shapes: dict) -> int:
+    total = 0
+    for shape in shapes.values():
+        n = 1
+        for d in shape:
+            n *= d
+        total += n
+    return total
+
+
+def _show(v) -> str:
+    return unparse.literal(v) if isinstance(v, (int, float, str, bool, tuple, type(None))) else str(v)
+
+
+def _shape_text(t: TensorType) -> str:
+    return D.fmt_shape(t.shape)
+
+
+def build(spec, model: str | None = None, *, params: dict | None = None, max_params: int = MAX_PARAMS):
+    """Build one model's IR. Returns (graph or None, diagnostics)."""
+    builder = Builder(spec, max_params=max_params)
+    if not spec.models:
+        return None, builder.diagnostics
+    if model is None:
+        if len(spec.models) > 1:
+            raise Failed(Diagnostic("E0411", f"{spec.path} defines {len(spec.models)} models "
+                                    f"({', '.join(spec.models)}); say which one"))
+        model = next(iter(spec.models))
+    if model not in spec.models:
+        raise Failed(Diagnostic("E0401", f"{spec.path} has no model `{model}`",
+                                help=_did_you_mean(model, spec.models)))
+    graph = builder.build_model(model, params)
+    return graph, builder.diagnostics
+
+
+def build_all(spec, *, max_params: int = MAX_PARAMS):
+    """Build every model of a spec (for `check`). Returns (graphs, diagnostics)."""
+    builder = Builder(spec, max_params=max_params)
+    graphs = {}
+    for name in spec.models:
+        graphs[name] = builder.build_model(name)
+    return graphs, builder.diagnostics

@@ -1,0 +1,201 @@
+"""Symbolic dimensions: ints, or polynomials over named symbols (N, T) and floor divisions.
+
+A `Sym` is kept in a canonical form, so two dims are equal exactly when their forms are
+equal: `(H + 2 - 3)//1 + 1` simplifies to `H`, and `(H - 1)//2 + 1` from two different
+convolutions compares equal. Arithmetic on plain ints stays plain ints (the fast path).
+"""
+from __future__ import annotations
+
+from typing import Union
+
+# A monomial is a sorted tuple of atoms; an atom is a symbol name or a FloorDiv.
+# A polynomial is a sorted tuple of (monomial, coefficient) pairs, zero coefficients dropped.
+
+
+class FloorDiv:
+    __slots__ = ("num", "den", "_key")
+
+    def __init__(self, num: Sym, den: int):
+        self.num, self.den = num, den
+        self._key = (str(num), den)
+
+    def __eq__(self, other):
+        return isinstance(other, FloorDiv) and self._key == other._key
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __lt__(self, other):
+        return _atom_key(self) < _atom_key(other)
+
+    def __str__(self):
+        simple = len(self.num.terms) == 1 and self.num.terms[0][1] == 1 and len(self.num.terms[0][0]) == 1
+        return f"{self.num}//{self.den}" if simple else f"({self.num})//{self.den}"
+
+
+def _atom_key(atom) -> tuple:
+    return (0, atom) if isinstance(atom, str) else (1, atom._key)
+
+
+def _term_key(term) -> tuple:
+    mono, coef = term
+    return (not mono, [_atom_key(a) for a in mono], coef)  # constants last: H + 1
+
+
+class Sym:
+    __slots__ = ("terms", "_hash")
+
+    def __init__(self, terms: dict):
+        self.terms = tuple(sorted(((m, c) for m, c in terms.items() if c), key=_term_key))
+        self._hash = hash(self.terms)
+
+    @staticmethod
+    def var(name: str) -> Sym:
+        return Sym({(name,): 1})
+
+    def _as_dict(self) -> dict:
+        return dict(self.terms)
+
+    def __eq__(self, other):
+        return isinstance(other, Sym) and self.terms == other.terms
+
+    def __hash__(self):
+        return self._hash
+
+    def __repr__(self):
+        return f"Sym({self})"
+
+    def __str__(self):
+        parts = []
+        for mono, coef in self.terms:
+            body = "*".join(str(a) for a in mono)
+            if not mono:
+                text = str(abs(coef))
+            elif abs(coef) == 1:
+                text = body
+            else:
+                text = f"{abs(coef)}*{body}"
+            parts.append(("-" if coef < 0 else "+", text))
+        if not parts:
+            return "0"
+        first_sign, first = parts[0]
+        out = ("-" if first_sign == "-" else "") + first
+        for sign, text in parts[1:]:
+            out += f" {sign} {text}"
+        return out
+
+    @property
+    def symbols(self) -> set[str]:
+        found = set()
+        for mono, _ in self.terms:
+            for atom in mono:
+                found |= {atom} if isinstance(atom, str) else atom.num.symbols
+        return found
+
+
+Dim = Union[int, Sym]
+
+
+def _poly(d: Dim) -> dict:
+    return {(): d} if isinstance(d, int) else d._as_dict()
+
+
+def _make(terms: dict) -> Dim:
+    terms = {m: c for m, c in terms.items() if c}
+    if not terms:
+        return 0
+    if list(terms) == [()]:
+        return terms[()]
+    return Sym(terms)
+
+
+def add(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    out = _poly(a)
+    for m, c in _poly(b).items():
+        out[m] = out.get(m, 0) + c
+    return _make(out)
+
+
+def neg(a: Dim) -> Dim:
+    return -a if isinstance(a, int) else _make({m: -c for m, c in a.terms})
+
+
+def sub(a: Dim, b: Dim) -> Dim:
+    return a - b if isinstance(a, int) and isinstance(b, int) else add(a, neg(b))
+
+
+def mul(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        return a * b
+    out: dict = {}
+    for ma, ca in _poly(a).items():
+        for mb, cb in _poly(b).items():
+            mono = tuple(sorted(ma + mb, key=_atom_key))
+            out[mono] = out.get(mono, 0) + ca * cb
+    return _make(out)
+
+
+def floordiv(a: Dim, b: Dim) -> Dim:
+    """a // b. A symbolic divisor must divide `a` exactly (one term), else ValueError."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a // b
+    if isinstance(b, int):
+        if b == 1:
+            return a
+        terms = a._as_dict()
+        const = terms.pop((), 0)
+        if all(c % b == 0 for c in terms.values()):
+            # the symbolic part divides exactly, so only the constant is floored: (H - 2)//2 = H/2 - 1
+            return add(_make({m: c // b for m, c in terms.items()}), const // b)
+        # canonical form: (P + c)//k = (P + c mod k)//k + c div k, so (H - 2)//2 + 1 is H//2
+        q, r = divmod(const, b)
+        if r:
+            terms[()] = r
+        return add(Sym({(FloorDiv(Sym(terms), b),): 1}), q)
+    return exact_div(a, b)
+
+
+def exact_div(a: Dim, b: Dim) -> Dim:
+    """a / b when it divides exactly; ValueError otherwise."""
+    if isinstance(b, int):
+        if b == 0:
+            raise ValueError("division by zero")
+        terms = _poly(a)
+        if all(c % b == 0 for c in terms.values()):
+            return _make({m: c // b for m, c in terms.items()})
+        raise ValueError(f"{a} is not divisible by {b}")
+    if len(b.terms) != 1:
+        raise ValueError(f"cannot divide {a} by {b}")
+    (bmono, bcoef), = b.terms
+    out = {}
+    for mono, coef in _poly(a).items():
+        rest = list(mono)
+        for atom in bmono:
+            if atom not in rest:
+                raise ValueError(f"{a} is not divisible by {b}")
+            rest.remove(atom)
+        if coef % bcoef:
+            raise ValueError(f"{a} is not divisible by {b}")
+        out[tuple(rest)] = coef // bcoef
+    return _make(out)
+
+
+def prod(dims) -> Dim:
+    out: Dim = 1
+    for d in dims:
+        out = mul(out, d)
+    return out
+
+
+def fmt(d: Dim) -> str:
+    return str(d)
+
+
+def fmt_shape(shape) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
+def is_static(d: Dim) -> bool:
+    return isinstance(d, int)

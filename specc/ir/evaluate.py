@@ -1,0 +1,98 @@
+"""Our own evaluator for constant expressions (never Python's eval).
+
+Values are int, float, bool, str, None, tuples, and symbolic dims (`Sym`). Arithmetic
+mixes ints and symbols through specc.ir.dims, so `2 * width` and `T * C` both work.
+"""
+from __future__ import annotations
+
+from . import dims as D
+
+NUMBER = (int, float)
+
+
+class EvalError(Exception):
+    def __init__(self, message: str, help: str | None = None):
+        super().__init__(message)
+        self.message, self.help = message, help
+
+
+def is_dim(v) -> bool:
+    return (isinstance(v, int) and not isinstance(v, bool)) or isinstance(v, D.Sym)
+
+
+def type_name(v) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, float):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, tuple):
+        return "a list"
+    if isinstance(v, D.Sym):
+        return "a symbolic size"
+    if v is None:
+        return "none"
+    return "a tensor"
+
+
+def binary(op: str, a, b):
+    if isinstance(a, bool) or isinstance(b, bool):
+        raise EvalError(f"cannot apply `{op}` to {type_name(a)} and {type_name(b)}")
+    if op == "+" and isinstance(a, str) and isinstance(b, str):
+        return a + b
+    if op == "+" and isinstance(a, tuple) and isinstance(b, tuple):
+        return a + b
+    if is_dim(a) and is_dim(b):
+        if op == "+":
+            return D.add(a, b)
+        if op == "-":
+            return D.sub(a, b)
+        if op == "*":
+            return D.mul(a, b)
+        if op in ("//", "/", "%") and b == 0:
+            raise EvalError("division by zero")
+        if op == "//":
+            return D.floordiv(a, b)
+        if op == "%" and isinstance(a, int) and isinstance(b, int):
+            return a % b
+        if op == "/":
+            if isinstance(a, int) and isinstance(b, int):
+                return a / b
+            try:
+                return D.exact_div(a, b)
+            except ValueError as err:
+                raise EvalError(str(err)) from None
+    if isinstance(a, NUMBER) and isinstance(b, NUMBER):
+        if op in ("/", "//", "%") and b == 0:
+            raise EvalError("division by zero")
+        return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if op == "/" else 0,
+                "//": a // b if op == "//" else 0, "%": a % b if op == "%" else 0}[op]
+    raise EvalError(f"cannot apply `{op}` to {type_name(a)} and {type_name(b)}")
+
+
+def compare(op: str, a, b) -> bool:
+    if op == "==":
+        return a == b
+    if op == "!=":
+        return a != b
+    if isinstance(a, NUMBER) and isinstance(b, NUMBER) and not isinstance(a, bool) and not isinstance(b, bool):
+        return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+    raise EvalError(f"cannot compare {type_name(a)} and {type_name(b)} with `{op}`",
+                    help="symbolic sizes can only be compared with == and !=")
+
+
+def truth(v, what: str = "a condition") -> bool:
+    if isinstance(v, bool):
+        return v
+    raise EvalError(f"{what} must be true or false, got {type_name(v)}")
+
+
+def negate(v):
+    if is_dim(v):
+        return D.neg(v)
+    if isinstance(v, float):
+        return -v
+    raise EvalError(f"cannot negate {type_name(v)}")

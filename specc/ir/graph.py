@@ -1,0 +1,99 @@
+"""The IR: an immutable typed graph. Values carry a dtype and a shape of ints and symbols."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
+
+from ..errors import Note
+from ..source import SourceSpan
+from .dims import Dim
+from .ops.base import OpParams
+from .types import TensorType
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    id: str  # unique in the graph; the name the user gave it where there is one
+    type: TensorType
+    span: SourceSpan | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One op instance with its own parameters, at a module path ("layer1.0.conv1")."""
+
+    path: str
+    op: str
+    params: OpParams  # resolved: inferred sizes filled in
+    span: SourceSpan
+    init: Mapping | None = None  # {"kind": "normal", "std": 0.02}
+    block: str | None = None  # the block this layer was expanded from
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One application of a layer. A layer applied twice (shared weights) has two nodes."""
+
+    id: str
+    layer: str  # key into Graph.layers
+    inputs: tuple[str, ...]  # value ids
+    outputs: tuple[str, ...]
+    span: SourceSpan
+    notes: tuple[Note, ...] = ()  # the block expansions this node came from, innermost first
+    macs: Dim = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Tie:
+    target: str  # "head.weight": this parameter ...
+    source: str  # "wte.weight": ... is this one
+    span: SourceSpan
+
+
+@dataclass(frozen=True)
+class Graph:
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    values: Mapping[str, Value]
+    nodes: tuple[Node, ...]
+    layers: Mapping[str, Layer]
+    ties: tuple[Tie, ...] = ()
+    symbols: tuple[str, ...] = ()
+    span: SourceSpan | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
+        object.__setattr__(self, "layers", MappingProxyType(dict(self.layers)))
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every distinct trainable parameter, by state_dict key (tied ones appear once)."""
+        from .ops import OPS
+
+        tied = {t.target for t in self.ties}
+        out = {}
+        for path, layer in self.layers.items():
+            for name, shape in OPS[layer.op].param_shapes(layer.params).items():
+                key = f"{path}.{name}"
+                if key not in tied:
+                    out[key] = tuple(shape)
+        return out
+
+    @property
+    def param_count(self) -> int:
+        total = 0
+        for shape in self.param_shapes().values():
+            n = 1
+            for d in shape:
+                n *= d
+            total += n
+        return total
+
+    @property
+    def macs(self) -> Dim:
+        from .dims import add
+        total: Dim = 0
+        for node in self.nodes:
+            total = add(total, node.macs)
+        return total

@@ -1,0 +1,147 @@
+"""Shared helpers for the shape rules: checks that raise OpError, and symbolic size arithmetic.
+
+Every size here is a `Dim` (an int or a symbol such as N or T); arithmetic goes through
+`specc.ir.dims` so that symbolic sizes stay exact.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from .. import dims
+from ..dims import Dim, fmt_shape
+from ..types import DTYPE_BYTES, FLOAT_DTYPES, INT_DTYPES, TensorType
+from .base import OpError, OpParams
+
+Pos = Annotated[int, Field(gt=0)]
+Prob = Annotated[float, Field(ge=0.0, le=1.0)]
+IntOrTuple = Union[int, tuple[int, ...]]
+
+SPATIAL = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def layout(n: int) -> str:
+    """The batched channels-first layout of an n-d spatial op: 'N, C, H, W'."""
+    return ", ".join(("N", "C") + SPATIAL[n])
+
+
+# --- checks --------------------------------------------------------------------------------
+
+def expect_rank(op: str, x: TensorType, *layouts: str, i: int = 0) -> None:
+    """Raise E0305 unless x has the rank of one of `layouts` ('N, C, H, W')."""
+    ranks = [len(lay.split(", ")) for lay in layouts]
+    if x.rank in ranks:
+        return
+    r = " or ".join(f"{n}-d" for n in ranks)
+    shapes = " or ".join(f"[{lay}]" for lay in layouts)
+    raise OpError(f"{op} expects a {r} input {shapes} but got {x}", code="E0305", input=i)
+
+
+def expect_min_rank(op: str, x: TensorType, n: int, i: int = 0) -> None:
+    if x.rank < n:
+        raise OpError(f"{op} expects an input with at least {n} dims but got {x}", code="E0305", input=i)
+
+
+def expect_float(op: str, x: TensorType, i: int = 0) -> None:
+    if x.dtype not in FLOAT_DTYPES:
+        raise OpError(f"{op} expects a floating-point input but got {x}", code="E0306", input=i)
+
+
+def static(op: str, d: Dim, what: str, x: TensorType, i: int = 0) -> int:
+    """A size the op must know to build its weights (channels, features): it must be an int."""
+    if not dims.is_static(d):
+        raise OpError(f"{op} needs a fixed number of {what} but its input {x} has {d}",
+                      code="E0302", input=i)
+    return d
+
+
+def fill(op: str, params: OpParams, field: str, actual: Dim, what: str, whose: str = "its input"):
+    """Fill the inferred input-size `field` from the input, or check the value the user gave."""
+    given = getattr(params, field)
+    if given is None:
+        return params.model_copy(update={field: actual})
+    if given != actual:
+        raise OpError(f"{op} got {field} {dims.fmt(given)} but {whose} has {dims.fmt(actual)} {what}",
+                      code="E0301", arg=field)
+    return params
+
+
+def check(cond: bool, message: str, arg: str | None = None, code: str = "E0307") -> None:
+    """Raise a bad-parameter error (E0307 by default) unless `cond`."""
+    if not cond:
+        raise OpError(message, code=code, arg=arg)
+
+
+def norm_dim(op: str, dim: int, rank: int, arg: str = "dim") -> int:
+    """A dim index in [-rank, rank) as a non-negative index."""
+    if not -rank <= dim < rank:
+        raise OpError(f"{op} got {arg} {dim} but its input has {rank} dims", code="E0307", arg=arg)
+    return dim % rank
+
+
+def tup(op: str, name: str, value, n: int) -> tuple:
+    """An int-or-tuple parameter (kernel_size=3) as an n-tuple: (3, 3)."""
+    if isinstance(value, (int, float)) or value is None:
+        return (value,) * n
+    value = tuple(value)
+    if len(value) != n:
+        raise OpError(f"{op} got {name} {list(value)} but needs {n} value{'s' * (n > 1)}",
+                      code="E0307", arg=name)
+    return value
+
+
+# --- size arithmetic -----------------------------------------------------------------------
+
+def window_out(size: Dim, k: int, s: int, p: int, d: int = 1, ceil_mode: bool = False) -> Dim:
+    """Output size of a convolution or pooling window along one dim (torch's formula)."""
+    span = dims.sub(dims.add(size, 2 * p), d * (k - 1) + 1)  # size + 2p - d(k-1) - 1
+    if not ceil_mode:
+        return dims.add(dims.floordiv(span, s), 1)
+    out = dims.add(dims.floordiv(dims.add(span, s - 1), s), 1)
+    # torch: the last window must start inside the input or the left padding
+    if dims.is_static(out) and dims.is_static(size) and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def transpose_out(size: Dim, k: int, s: int, p: int, d: int, out_pad: int) -> Dim:
+    """Output size of a transposed convolution along one dim."""
+    return dims.add(dims.mul(dims.sub(size, 1), s), d * (k - 1) - 2 * p + out_pad + 1)
+
+
+def check_positive(op: str, x: TensorType, out: tuple[Dim, ...], what: str) -> None:
+    """Raise E0302 if a static output size came out below 1 (the input is too small)."""
+    if any(dims.is_static(d) and d < 1 for d in out):
+        raise OpError(f"{op} input {x} is too small for {what}: the output would be {fmt_shape(out)}",
+                      code="E0302", input=0)
+
+
+def broadcast(op: str, a: tuple[Dim, ...], b: tuple[Dim, ...], ta=None, tb=None) -> tuple[Dim, ...]:
+    """numpy broadcasting of two shapes; symbolic sizes broadcast only with 1 or themselves."""
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            what = f"{ta} and {tb}" if ta is not None else f"{fmt_shape(a)} and {fmt_shape(b)}"
+            raise OpError(f"{op} cannot broadcast {what}: dim {i - n} is {x} vs {y}", code="E0302")
+    return tuple(out)
+
+
+def promote(*dtypes: str) -> str:
+    """The result dtype of an elementwise op on tensors of these dtypes (torch's promotion)."""
+    kind = lambda t: 2 if t in FLOAT_DTYPES else 1 if t in INT_DTYPES else 0  # noqa: E731
+    top = max(kind(t) for t in dtypes)
+    ts = sorted({t for t in dtypes if kind(t) == top}, key=lambda t: DTYPE_BYTES[t])
+    if len(ts) == 1:
+        return ts[0]
+    if set(ts) == {"float16", "bfloat16"}:
+        return "float32"
+    if set(ts) == {"int8", "uint8"}:
+        return "int16"
+    return ts[-1]

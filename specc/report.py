@@ -1,0 +1,69 @@
+"""Diagnostics for CI: text, JSON, GitHub workflow annotations, SARIF 2.1.0."""
+from __future__ import annotations
+
+import json
+
+from . import __version__
+from .errors import Diagnostic
+
+
+def text(diagnostics: list[Diagnostic], files: int) -> str:
+    out = [d.render() for d in diagnostics]
+    errors = sum(d.severity == "error" for d in diagnostics)
+    warnings = len(diagnostics) - errors
+    status = "ok" if not errors else f"{errors} error{'s' if errors != 1 else ''}"
+    if warnings:
+        status += f", {warnings} warning{'s' if warnings != 1 else ''}"
+    out.append(f"checked {files} file{'s' if files != 1 else ''}: {status}")
+    return "\n\n".join(out[:-1] + [out[-1]]) if len(out) > 1 else out[0]
+
+
+def as_json(diagnostics: list[Diagnostic], files: int) -> str:
+    return json.dumps({"version": __version__, "files": files,
+                       "errors": sum(d.severity == "error" for d in diagnostics),
+                       "diagnostics": [d.to_json() for d in diagnostics]}, indent=2)
+
+
+def _escape(s: str, prop: bool = False) -> str:
+    s = s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return s.replace(":", "%3A").replace(",", "%2C") if prop else s
+
+
+def github(diagnostics: list[Diagnostic], files: int) -> str:
+    lines = []
+    for d in diagnostics:
+        props = [f"title={_escape(d.code, True)}"]
+        if d.span is not None:
+            s = d.span
+            props = [f"file={_escape(s.file, True)}", f"line={s.line}", f"col={s.col}",
+                     f"endLine={s.end_line}", f"endColumn={s.end_col}"] + props
+        message = d.message + (f" ({d.label})" if d.label else "") + (f"\nhelp: {d.help}" if d.help else "")
+        lines.append(f"::{d.severity} {','.join(props)}::{_escape(message)}")
+    return "\n".join(lines)
+
+
+def sarif(diagnostics: list[Diagnostic], files: int) -> str:
+    from .errors import CODES
+
+    codes = sorted({d.code for d in diagnostics})
+    rules = [{"id": c, "name": CODES.get(c, c), "shortDescription": {"text": CODES.get(c, c)},
+              "helpUri": "https://github.com/specc-dev/specc/blob/main/docs/diagnostics.md#" + c.lower()}
+             for c in codes]
+    results = []
+    for d in diagnostics:
+        result = {"ruleId": d.code, "ruleIndex": codes.index(d.code), "level": d.severity,
+                  "message": {"text": d.message + (f"; help: {d.help}" if d.help else "")}}
+        if d.span is not None:
+            s = d.span
+            result["locations"] = [{"physicalLocation": {
+                "artifactLocation": {"uri": s.file.replace("\\", "/")},
+                "region": {"startLine": s.line, "startColumn": s.col, "endLine": s.end_line, "endColumn": s.end_col}}}]
+        results.append(result)
+    return json.dumps({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "specc", "version": __version__,
+                                      "informationUri": "https://github.com/specc-dev/specc", "rules": rules}},
+                  "results": results}]}, indent=2)
+
+
+FORMATS = {"text": text, "json": as_json, "github": github, "sarif": sarif}

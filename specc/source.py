@@ -1,0 +1,66 @@
+"""Source positions and the text they point into.
+
+A `SourceSpan` is 1-based (line, col) to (end_line, end_col), end exclusive. Every file the
+frontend reads is registered here so that diagnostics can show the offending line later.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_SOURCES: dict[str, str] = {}
+MAX_SHOWN = 100  # columns of a source line shown in a snippet
+
+
+def register_source(path: str, text: str) -> None:
+    _SOURCES[path] = text
+
+
+def source_text(path: str) -> str | None:
+    return _SOURCES.get(path)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpan:
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+    @staticmethod
+    def point(file: str, line: int, col: int, width: int = 1) -> SourceSpan:
+        return SourceSpan(file, line, col, line, col + width)
+
+    def cover(self, other: SourceSpan | None) -> SourceSpan:
+        """The smallest span holding both (same file)."""
+        if other is None or other.file != self.file:
+            return self
+        start = min((self.line, self.col), (other.line, other.col))
+        end = max((self.end_line, self.end_col), (other.end_line, other.end_col))
+        return SourceSpan(self.file, start[0], start[1], end[0], end[1])
+
+
+def snippet(span: SourceSpan, label: str = "") -> list[str]:
+    """The source line of `span` with a caret underline, rustc style (without the arrow line)."""
+    text = source_text(span.file)
+    if text is None:
+        return []
+    lines = text.splitlines()
+    if not 1 <= span.line <= len(lines):
+        return []
+    line = lines[span.line - 1].expandtabs(1)
+    gutter = len(str(span.line))
+    end_col = span.end_col if span.end_line == span.line else len(line) + 1
+    width = max(1, min(end_col, len(line) + 1) - span.col)
+    col = span.col
+    if len(line) > MAX_SHOWN:  # show a window around the span of a very long line
+        start = max(0, min(col - 1 - MAX_SHOWN // 2, len(line) - MAX_SHOWN))
+        line = ("…" if start else "") + line[start:start + MAX_SHOWN] + ("…" if start + MAX_SHOWN < len(line) else "")
+        col = col - start + (1 if start else 0)
+        width = min(width, MAX_SHOWN - col + 2)
+    pad = " " * (gutter + 1)
+    caret = " " * (col - 1) + "^" * width + (f" {label}" if label else "")
+    return [f"{pad}|", f"{span.line:>{gutter}} | {line}", f"{pad}| {caret}"]

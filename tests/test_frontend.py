@@ -1,0 +1,139 @@
+"""The language front end: grammar, newlines, YAML equivalence, CLI exit codes, torch-freedom."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import specc
+from specc.cli import main
+from specc.ir.build import build
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_grammar_is_lalr_without_conflicts():
+    # strict=True makes Lark refuse any shift/reduce or reduce/reduce conflict and regex collision;
+    # built here without the cache so the analysis really runs
+    from lark import Lark
+
+    from specc.frontend.parse import grammar_path, lark_options
+    Lark(grammar_path().read_text(), **lark_options(cache=False))
+
+
+def _graph(text: str, tmp_path, name="m.dlspec"):
+    path = tmp_path / name
+    path.write_text(text)
+    spec = specc.load(path)
+    graph, diagnostics = build(spec)
+    assert diagnostics == [], "\n".join(d.render() for d in diagnostics)
+    return graph
+
+
+def test_pipelines_continue_across_lines_and_comments(tmp_path):
+    graph = _graph("""spec 1
+model M {
+  input x: float32[N, 10]
+  y = x
+    # a comment between stages
+    |> a: Linear(20)
+
+    |> ReLU |> b: Linear(5)
+  output y
+}
+""", tmp_path)
+    assert [graph.layers[n.layer].op for n in graph.nodes] == ["Linear", "ReLU", "Linear"]
+    assert graph.param_count == 10 * 20 + 20 + 20 * 5 + 5
+
+
+def test_torch_form_and_short_form_agree(tmp_path):
+    short = _graph("model M {\n input x: float32[N, 3, 8, 8]\n y = x |> c: Conv2d(16, 3, stride = 2)\n output y\n}", tmp_path)
+    torch_form = _graph("model M {\n input x: float32[N, 3, 8, 8]\n y = x |> c: Conv2d(3, 16, 3, 2)\n output y\n}",
+                        tmp_path, "t.dlspec")
+    assert short.layers["c"].params == torch_form.layers["c"].params
+    assert str(short.values[short.outputs[0]].type) == "float32[N, 16, 3, 3]"
+
+
+def test_symbolic_dims_flow_through(tmp_path):
+    graph = _graph("""model M {
+  input tokens: int64[N, T]
+  h = tokens |> emb: Embedding(100, 16) |> Flatten(0, 1)
+  output h
+}""", tmp_path)
+    assert str(graph.values[graph.outputs[0]].type) == "float32[N*T, 16]"
+    assert graph.symbols == ("N", "T")
+
+
+def test_yaml_and_dlspec_give_the_same_ir(tmp_path):
+    (tmp_path / "m.yaml").write_text("""spec: 1
+models:
+  DigitsCNN:
+    params: {classes: 10, width: 32}
+    inputs:
+      image: float32[N, 1, 8, 8]
+    body:
+      - "features: [N, 2 * width, 4, 4] = image |> conv1: Conv2d(width, 3, padding = 1) |> BatchNorm2d |> ReLU |> conv2: Conv2d(2 * width, 3, padding = 1) |> BatchNorm2d |> ReLU |> MaxPool2d(2)"
+      - logits = features |> Flatten |> Dropout(0.2) |> head:Linear(classes)
+    outputs: [logits]
+""")
+    from_yaml, diags = build(specc.load(tmp_path / "m.yaml"))
+    assert diags == []
+    from_dlspec, _ = build(specc.load(ROOT / "specs" / "digits_cnn.dlspec"))
+    assert from_yaml.param_count == from_dlspec.param_count
+    assert {k: v.params for k, v in from_yaml.layers.items()} == {k: v.params for k, v in from_dlspec.layers.items()}
+    assert [str(v.type) for v in from_yaml.values.values()] == [str(v.type) for v in from_dlspec.values.values()]
+
+
+def test_all_errors_of_a_file_in_one_run(tmp_path):
+    path = tmp_path / "bad.dlspec"
+    path.write_text("""model M {
+  input x: float32[N, 10]
+  a = x |> Lineer(3)
+  b = a |> Linear(4)
+  c = x |> Linear(5, bais = true)
+  d = undefined_thing |> ReLU
+  output c
+}""")
+    codes = [d.code for d in specc.check([str(path)])]
+    assert codes == ["E0402", "E0404", "E0401"]  # b is poisoned by a: no cascade
+
+
+def test_check_does_not_import_torch():
+    code = "import sys, specc; d = specc.check(['specs']); assert 'torch' not in sys.modules, 'torch imported'; print(len(d))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0"
+
+
+def test_cli_exit_codes_and_formats(tmp_path, capsys):
+    good, bad = ROOT / "specs" / "digits_cnn.dlspec", ROOT / "tests/diagnostics/err/unknown_op.dlspec"
+    assert main(["check", str(good)]) == 0
+    assert main(["check", str(bad)]) == 1
+    assert main(["check", str(tmp_path / "nope.dlspec")]) == 2
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", "--format", "xml", str(good)])
+    assert exit_.value.code == 2
+    capsys.readouterr()
+    assert main(["check", "--format", "json", str(bad)]) == 1
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["errors"] == 1 and payload["diagnostics"][0]["code"] == "E0402"
+    assert payload["diagnostics"][0]["line"] == 4
+    assert main(["check", "--format", "github", str(bad)]) == 1
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"::error file={bad},line=4,col=12,") and "title=E0402" in line
+
+
+def test_max_params_rejects_without_allocating(capsys):
+    assert main(["check", "--max-params", "1000", str(ROOT / "specs" / "digits_cnn.dlspec")]) == 1
+    assert "E0601" in capsys.readouterr().out
+
+
+def test_schema_is_valid_json_schema(capsys):
+    jsonschema = pytest.importorskip("jsonschema")
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    doc = {"spec": 1, "models": {"M": {"inputs": {"x": "float32[N, 4]"}, "body": ["y = x |> Linear(2)"],
+                                       "outputs": ["y"]}}}
+    jsonschema.validate(doc, schema)
