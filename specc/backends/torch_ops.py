@@ -55,7 +55,30 @@ def changed(p: OpParams, *names: str) -> dict:
 
 def torch_module(cls: type[nn.Module], exclude: tuple[str, ...] = (), **extra) -> Callable:
     """A factory cls(**params, **extra), leaving out specc-only params."""
-    return lambda p: cls(**p.model_dump(exclude=set(exclude)), **extra)
+    def factory(p: OpParams) -> nn.Module:
+        return cls(**module_kwargs(p, exclude, extra))
+    factory.cls, factory.exclude, factory.extra = cls, exclude, extra  # for `specc emit`
+    return factory
+
+
+def module_kwargs(p: OpParams, exclude=(), extra=None) -> dict:
+    return {**p.model_dump(exclude=set(exclude)), **(extra or {})}
+
+
+def module_source(op_name: str, params: OpParams) -> str | None:
+    """Python source that builds the op's module (`nn.Linear(in_features=4, ...)`), for `specc emit`."""
+    factory = LOWERINGS[op_name].module
+    if factory is None:
+        return None
+    if op_name == "Parameter":
+        return f"_Parameter({tuple(params.shape)!r})"
+    import inspect
+
+    torch_defaults = {k: v.default for k, v in inspect.signature(factory.cls).parameters.items()}
+    kwargs = {k: v for k, v in module_kwargs(params, factory.exclude, factory.extra).items()
+              if torch_defaults.get(k, inspect.Parameter.empty) != v}
+    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    return f"nn.{factory.cls.__name__}({args})"
 
 
 def function(fn, args=lambda p: (), kwargs=lambda p: {}) -> Lowering:

@@ -199,3 +199,16 @@ def fmt_shape(shape) -> str:
 
 def is_static(d: Dim) -> bool:
     return isinstance(d, int)
+
+
+def substitute(d: Dim, env: dict[str, int]) -> int:
+    """The size of `d` when its symbols take the sizes in `env` (KeyError for a missing one)."""
+    if isinstance(d, int):
+        return d
+    total = 0
+    for mono, coef in d.terms:
+        value = coef
+        for atom in mono:
+            value *= env[atom] if isinstance(atom, str) else substitute(atom.num, env) // atom.den
+        total += value
+    return total

@@ -1,0 +1,62 @@
+"""`specc build`: compile, write the weights (safetensors), print the summary, and export."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .errors import UsageError
+
+
+def save_weights(model, path) -> None:
+    """safetensors, written atomically; tied parameters are stored once."""
+    from safetensors.torch import save_model
+
+    from .io import atomic_path
+
+    tmp = atomic_path(path)
+    try:
+        save_model(model, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_weights(model, path) -> None:
+    """Weights from a .safetensors file or a `specc train` checkpoint (.pt, loaded weights_only)."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"no such weights file: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_model
+        load_model(model, str(path), strict=True)
+        return
+    import torch
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "model" in state:
+        state = state["model"]
+    model.load_state_dict(state, strict=True)
+
+
+def cmd_build(args) -> int:
+    import specc
+
+    from .compiled import load_spec
+
+    spec = load_spec(args.spec)
+    compiled = specc.compile(spec, model=args.model)
+    out = Path(args.out or Path("build") / Path(args.spec).stem)
+    if args.weights:
+        load_weights(compiled.model, args.weights)
+    else:
+        print("warning: no --weights given: writing and exporting the initial (untrained) weights",
+              file=sys.stderr)
+    weights = out / "model.safetensors"
+    save_weights(compiled.model, weights)
+    print(compiled.summary(depth=1))
+    print(f"\nweights: {weights}")
+    targets = list(dict.fromkeys(list(args.export) + list(spec.export.targets() if spec.export else [])))
+    if not targets:
+        return 0
+    from .exporters import export_targets
+    return export_targets(compiled, targets, out, verbose=args.verbose)

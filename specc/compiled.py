@@ -1,0 +1,83 @@
+"""`specc.compile`: spec -> IR -> PyTorch module (+ the training plan)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import Failed, SpecError
+from .ir.build import build
+from .schema import Spec
+
+
+@dataclass
+class Compiled:
+    spec: Spec
+    ir: object  # specc.ir.graph.Graph
+    model: object  # torch.nn.Module (an fx GraphModule, or its torch.compile'd wrapper)
+    _plan: object = field(default=None, repr=False)
+
+    @property
+    def plan(self):
+        """The training plan (specc.train.plan.TrainingPlan) or None when the spec has no `train` section."""
+        if self.spec.train is None:
+            return None
+        if self._plan is None:
+            from .train.plan import make_plan
+            self._plan = make_plan(self.spec, self.ir)
+        return self._plan
+
+    def train(self, out_dir="runs/run", **overrides) -> dict:
+        """Run the spec's training recipe; returns the final metrics."""
+        from .train.trainer import train
+        return train(self, out_dir=out_dir, **overrides)
+
+    def export(self, target: str, path, **options):
+        """Export to onnx | pt2 | aoti | tensorrt and verify against this model's outputs."""
+        from .exporters import export
+        return export(self, target, path, **options)
+
+    def summary(self, depth: int | None = None) -> str:
+        from .summary import summary_table
+        return summary_table(self.ir, depth=depth)
+
+
+def load_spec(spec_or_path) -> Spec:
+    if isinstance(spec_or_path, Spec):
+        return spec_or_path
+    from .frontend.load import load_file
+    return load_file(Path(spec_or_path))
+
+
+def build_ir(spec: Spec, model: str | None = None, params: dict | None = None):
+    """The checked IR of one model; raises SpecError (every diagnostic) when the spec has errors."""
+    try:
+        graph, diagnostics = build(spec, model, params=params)
+    except Failed as failed:
+        raise SpecError([failed.diagnostic]) from None
+    if diagnostics:
+        raise SpecError(diagnostics)
+    if graph is None:
+        raise SpecError([_no_model(spec)])
+    return graph
+
+
+def _no_model(spec: Spec):
+    from .errors import Diagnostic
+    return Diagnostic("E0411", f"{spec.path} defines no model (only blocks or constants)")
+
+
+def compile_spec(spec_or_path, *, model=None, device=None, dtype=None, compile=False, params=None) -> Compiled:
+    try:
+        import torch
+    except ImportError:
+        raise ImportError("specc.compile needs PyTorch: pip install 'specc[torch]'") from None
+    from .backends.torch_fx import build_module
+
+    spec = load_spec(spec_or_path)
+    graph = build_ir(spec, model, params)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    module = build_module(graph, device=device, dtype=dtype)
+    if compile:
+        module = torch.compile(module)
+    return Compiled(spec, graph, module)

@@ -1,0 +1,105 @@
+"""`specc summary`: a per-layer table computed from the IR (no torch, nothing allocated)."""
+from __future__ import annotations
+
+from .ir import dims as D
+from .ir.ops import OPS
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _group(path: str, depth: int | None) -> str:
+    parts = path.split(".")
+    return path if depth is None or len(parts) <= depth else ".".join(parts[:depth])
+
+
+def summary_rows(graph, depth: int | None = None) -> list[dict]:
+    """One row per layer application (or per collapsed group), in execution order."""
+    tied = {t.target for t in graph.ties}
+    counted: set[str] = set()
+    rows: list[dict] = []
+    index: dict[str, dict] = {}
+    for node in graph.nodes:
+        layer = graph.layers[node.layer]
+        params = 0
+        if node.layer not in counted:  # a shared layer's parameters count once
+            counted.add(node.layer)
+            params = sum(_numel(s) for k, s in OPS[layer.op].param_shapes(layer.params).items()
+                         if f"{node.layer}.{k}" not in tied)
+        key = _group(node.layer, depth)
+        shape = ", ".join(str(graph.values[o].type) for o in node.outputs)
+        if key in index:
+            row = index[key]
+            row["params"] += params
+            row["macs"] = D.add(row["macs"], node.macs)
+            row["output"] = shape
+            row["op"] = layer.block or row["op"]
+        else:
+            op = layer.op if key == node.layer else (_block_of(node, key) or "group")
+            row = {"name": key, "op": op, "output": shape, "params": params, "macs": node.macs,
+                   "depth": key.count(".")}
+            index[key] = row
+            rows.append(row)
+    return rows
+
+
+def _block_of(node, key: str) -> str | None:
+    """The block whose expansion made group `key` (from the node's expansion notes)."""
+    for note in reversed(node.notes):
+        if note.message.startswith("in block "):
+            return note.message[len("in block "):].split(",")[0]
+    return None
+
+
+def summary_table(graph, depth: int | None = None) -> str:
+    rows = summary_rows(graph, depth)
+    header = ("layer", "op", "output", "params", "MACs")
+    table = [header] + [("  " * r["depth"] + r["name"].rsplit(".", 1)[-1] if depth is None else r["name"],
+                         r["op"], r["output"], f"{r['params']:,}", str(r["macs"])) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = []
+    for i, row in enumerate(table):
+        cells = [row[j].ljust(widths[j]) if j < 3 else row[j].rjust(widths[j]) for j in range(len(header))]
+        lines.append("  ".join(cells).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    total = graph.param_count
+    size = total * 4
+    inputs = ", ".join(f"{v} {graph.values[v].type}" for v in graph.inputs)
+    outputs = ", ".join(f"{v} {graph.values[v].type}" for v in graph.outputs)
+    lines += ["", f"model {graph.name}: inputs {inputs}; outputs {outputs}",
+              f"parameters: {total:,} ({_bytes(size)} as float32)",
+              f"MACs per forward pass: {graph.macs}" + (f" (per sample: {_per_sample(graph.macs):,})"
+                                                         if isinstance(graph.macs, D.Sym) else "")]
+    return "\n".join(lines)
+
+
+def _per_sample(macs) -> int | str:
+    """MACs with the batch symbol N = 1 (other symbols stay)."""
+    total = 0
+    for mono, coef in macs.terms:
+        rest = [a for a in mono if a != "N"]
+        if rest:
+            return str(macs)
+        total += coef
+    return total
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return f"{n} B"
+
+
+def cmd_summary(args) -> int:
+    from .compiled import build_ir, load_spec
+
+    graph = build_ir(load_spec(args.spec), args.model)
+    print(summary_table(graph, depth=args.depth))
+    return 0
