@@ -9,13 +9,19 @@ Importing specc (and checking specs) never imports torch.
 from __future__ import annotations
 
 from .errors import Diagnostic, SpecError, UsageError
-from .schema import Spec
 
 __version__ = "0.1.0"
 __all__ = ["load", "check", "compile", "Spec", "Diagnostic", "SpecError", "UsageError", "__version__"]
 
 
-def load(path) -> Spec:
+def __getattr__(name: str):
+    if name == "Spec":  # imported on first use: `import specc` stays light for the CLI
+        from .schema import Spec
+        return Spec
+    raise AttributeError(f"module 'specc' has no attribute {name!r}")
+
+
+def load(path) -> "Spec":
     """Read and validate a spec file (.dlspec or .yaml); raises SpecError with every diagnostic."""
     from .frontend.load import load_file
     return load_file(path)

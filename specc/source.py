@@ -5,7 +5,7 @@ frontend reads is registered here so that diagnostics can show the offending lin
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _SOURCES: dict[str, str] = {}
 MAX_SHOWN = 100  # columns of a source line shown in a snippet
@@ -19,8 +19,9 @@ def source_text(path: str) -> str | None:
     return _SOURCES.get(path)
 
 
-@dataclass(frozen=True, slots=True)
-class SourceSpan:
+class SourceSpan(NamedTuple):
+    """A NamedTuple rather than a frozen dataclass: the parser makes tens of thousands of them."""
+
     file: str
     line: int
     col: int

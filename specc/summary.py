@@ -1,15 +1,10 @@
 """`specc summary`: a per-layer table computed from the IR (no torch, nothing allocated)."""
 from __future__ import annotations
 
+import math
+
 from .ir import dims as D
 from .ir.ops import OPS
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def _group(path: str, depth: int | None) -> str:
@@ -28,7 +23,7 @@ def summary_rows(graph, depth: int | None = None) -> list[dict]:
         params = 0
         if node.layer not in counted:  # a shared layer's parameters count once
             counted.add(node.layer)
-            params = sum(_numel(s) for k, s in OPS[layer.op].param_shapes(layer.params).items()
+            params = sum(math.prod(s) for k, s in OPS[layer.op].param_shapes(layer.params).items()
                          if f"{node.layer}.{k}" not in tied)
         key = _group(node.layer, depth)
         shape = ", ".join(str(graph.values[o].type) for o in node.outputs)
@@ -70,23 +65,18 @@ def summary_table(graph, depth: int | None = None) -> str:
     total = graph.param_count
     size = total * 4
     inputs = ", ".join(f"{v} {graph.values[v].type}" for v in graph.inputs)
-    outputs = ", ".join(f"{v} {graph.values[v].type}" for v in graph.outputs)
+    outputs = ", ".join(f"{name} {graph.values[v].type}" for name, v in zip(graph.output_names, graph.outputs))
     lines += ["", f"model {graph.name}: inputs {inputs}; outputs {outputs}",
               f"parameters: {total:,} ({_bytes(size)} as float32)",
-              f"MACs per forward pass: {graph.macs}" + (f" (per sample: {_per_sample(graph.macs):,})"
-                                                         if isinstance(graph.macs, D.Sym) else "")]
+              f"MACs per forward pass: {graph.macs}{_per_sample(graph.macs)}"]
     return "\n".join(lines)
 
 
-def _per_sample(macs) -> int | str:
-    """MACs with the batch symbol N = 1 (other symbols stay)."""
-    total = 0
-    for mono, coef in macs.terms:
-        rest = [a for a in mono if a != "N"]
-        if rest:
-            return str(macs)
-        total += coef
-    return total
+def _per_sample(macs) -> str:
+    """ " (per sample: 1,208,320)" when the MACs depend on the batch N alone."""
+    if not isinstance(macs, D.Sym) or macs.symbols != {"N"} or any(mono != ("N",) for mono, _ in macs.terms):
+        return ""
+    return f" (per sample: {D.substitute(macs, {'N': 1}):,})"
 
 
 def _bytes(n: int) -> str:

@@ -160,3 +160,16 @@ def test_init_on_a_layer(tmp_path):
 def test_dtype_option():
     model = specc.compile(ROOT / "specs" / "tutorial_mlp.dlspec", dtype="float64").model
     assert all(p.dtype == torch.float64 for p in model.parameters())
+
+
+def test_resnet18_gradients_match_reference():
+    """The in-place ReLU the backend uses (like torchvision's) keeps autograd exact."""
+    torch.manual_seed(0)
+    hand = ref.resnet18()
+    compiled = specc.compile(ROOT / "specs" / "resnet18.dlspec").model
+    compiled.load_state_dict(hand.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    hand(x).square().sum().backward()
+    compiled(x).square().sum().backward()
+    for (name, a), (_, b) in zip(hand.named_parameters(), compiled.named_parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=name)

@@ -7,6 +7,7 @@ location in `meta["stack_trace"]`, so a runtime error points back into the .dlsp
 from __future__ import annotations
 
 import math
+import operator
 
 import torch
 from torch import fx, nn
@@ -149,8 +150,31 @@ def _fx_graph(graph: Graph, root: nn.Module) -> fx.Graph:
             env[vid] = fx_node
     results = [env[v] for v in graph.outputs]
     g.output(results[0] if len(results) == 1 else tuple(results))
+    _relu_in_place(g, root)
     g.lint()
     return g
+
+
+# Producers whose backward needs only their inputs, so their output may be overwritten.
+_OVERWRITABLE_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                         nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)
+_OVERWRITABLE_FUNCTIONS = {operator.add, operator.sub}
+
+
+def _relu_in_place(g: fx.Graph, root: nn.Module) -> None:
+    """torch.relu -> torch.relu_ where that is safe, as hand-written code does with
+    nn.ReLU(inplace=True) after conv/bn: it saves one activation's memory and time."""
+    for node in g.nodes:
+        if node.op != "call_function" or node.target is not torch.relu:
+            continue
+        source = node.args[0]
+        if not isinstance(source, fx.Node) or len(source.users) != 1:
+            continue
+        overwritable = (source.op == "call_module" and isinstance(root.get_submodule(source.target),
+                                                                  _OVERWRITABLE_MODULES)) \
+            or (source.op == "call_function" and source.target in _OVERWRITABLE_FUNCTIONS)
+        if overwritable:
+            node.target = torch.relu_
 
 
 def _has_module(root: nn.Module, path: str) -> bool:

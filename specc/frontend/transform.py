@@ -7,7 +7,7 @@ point into the file.
 """
 from __future__ import annotations
 
-from lark import Token, Transformer, Tree, v_args
+from lark import Token, Tree
 
 from . import ast as A, unparse
 from ..errors import Diagnostic, Failed, Note
@@ -16,13 +16,17 @@ from ..source import SourceSpan
 SourceMap = dict[tuple, SourceSpan]
 
 
-@v_args(meta=True)
-class ToAst(Transformer):
-    """Builds ast nodes bottom-up. Top-level items come out as tagged tuples."""
+class ToAst:
+    """Builds ast nodes bottom-up: one method per grammar rule, called with (meta, children).
+    Top-level items come out as tagged tuples."""
 
     def __init__(self, file: str, line_offset: int = 0):
-        super().__init__(visit_tokens=False)
         self.file, self.dl = file, line_offset
+
+    def visit(self, tree: Tree):
+        """Post-order walk (a plain loop over children: cheaper than lark.Transformer's dispatch)."""
+        children = [self.visit(c) if type(c) is Tree else c for c in tree.children]
+        return getattr(self, tree.data)(tree.meta, children)
 
     def _span(self, meta) -> SourceSpan:
         return SourceSpan(self.file, meta.line + self.dl, meta.column, meta.end_line + self.dl, meta.end_column)
@@ -220,7 +224,7 @@ def _unescape(tok: str) -> str:
 
 def to_ast(tree: Tree, file: str, line_offset: int = 0):
     try:
-        return ToAst(file, line_offset).transform(tree)
+        return ToAst(file, line_offset).visit(tree)
     except RecursionError:
         raise Failed(Diagnostic("E0107", "the file is nested too deeply to read",
                                 SourceSpan.point(file, 1, 1), help="split deep expressions into named steps")) from None

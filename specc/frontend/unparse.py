@@ -18,10 +18,15 @@ def _prec(e) -> int:
     return _PREC.get(type(e), 9)
 
 
+def needs_parens(e, parent: float, strict: bool = False) -> bool:
+    """Whether `e` needs parentheses as an operand of something binding at `parent` (also used by `specc fmt`)."""
+    p = _prec(e)
+    return p < parent or (strict and p == parent)
+
+
 def _wrap(e, parent: float, strict: bool = False) -> str:
     text = expr(e)
-    p = _prec(e)
-    return f"({text})" if p < parent or (strict and p == parent) else text
+    return f"({text})" if needs_parens(e, parent, strict) else text
 
 
 def literal(value) -> str:

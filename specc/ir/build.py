@@ -231,7 +231,7 @@ class Builder:
             scope.values[iname] = Tensor(vid, ttype)
             inputs.append(vid)
         self.run_body(model.body, scope)
-        outputs = []
+        outputs, output_names = [], []
         for i, oname in enumerate(model.outputs):
             value = scope.values.get(oname)
             span = self.spec.span("models", name, "outputs", i)
@@ -240,23 +240,23 @@ class Builder:
                            help=_did_you_mean(oname, [k for k, v in scope.values.items() if isinstance(v, Tensor)]))
             elif isinstance(value, Tensor):
                 outputs.append(value.id)
+                output_names.append(oname)
             elif value is not POISON:
                 self.error("E0405", f"output `{oname}` is {type_name(value)}, not a tensor", span)
         if not self.diagnostics:  # after other errors, layers may be missing for good reason
             self._check_ties()
         graph = Graph(name, tuple(inputs), tuple(outputs), self.values, tuple(self.nodes), self.layers,
-                      tuple(self.ties), tuple(sorted(self.symbols)), self.spec.span("models", name, "span"))
+                      tuple(self.ties), tuple(sorted(self.symbols)), self.spec.span("models", name, "span"),
+                      tuple(output_names))
         self._check_size(graph, name)
         return graph
 
     def _check_size(self, graph: Graph, name: str) -> None:
         count = graph.param_count
         if count > self.max_params:
-            biggest = max(graph.layers.values(), key=lambda l: _numel(OPS[l.op].param_shapes(l.params)), default=None)
-            notes = (Note(f"the largest layer is `{biggest.path}` "
-                          f"({_numel(OPS[biggest.op].param_shapes(biggest.params)):,} parameters), defined",
-                          biggest.span),) \
-                if biggest else ()
+            biggest = max(graph.layers, key=graph.layer_param_count)
+            notes = (Note(f"the largest layer is `{biggest}` ({graph.layer_param_count(biggest):,} parameters), "
+                          "defined", graph.layers[biggest].span),)
             self.error("E0601", f"model {name} has {count:,} parameters, more than the limit of {self.max_params:,}",
                        self.spec.span("models", name), label="too large", notes=notes,
                        help="nothing was allocated; shrink the model or raise the limit with --max-params")
@@ -829,16 +829,6 @@ def _display_path(path: Path) -> str:
 
 def _as_list(value) -> list:
     return list(value) if isinstance(value, (tuple, list)) else [value]
-
-
-def _numel(shapes: dict) -> int:
-    total = 0
-    for shape in shapes.values():
-        n = 1
-        for d in shape:
-            n *= d
-        total += n
-    return total
 
 
 def _show(v) -> str:

@@ -50,6 +50,13 @@ class Sym:
         self._hash = hash(self.terms)
 
     @staticmethod
+    def _sorted(terms: tuple) -> Sym:
+        """From terms already in canonical order (scaling keeps the order)."""
+        sym = Sym.__new__(Sym)
+        sym.terms, sym._hash = terms, hash(terms)
+        return sym
+
+    @staticmethod
     def var(name: str) -> Sym:
         return Sym({(name,): 1})
 
@@ -129,6 +136,9 @@ def sub(a: Dim, b: Dim) -> Dim:
 def mul(a: Dim, b: Dim) -> Dim:
     if isinstance(a, int) and isinstance(b, int):
         return a * b
+    if isinstance(a, int) or isinstance(b, int):  # scaling: the order of terms is unchanged
+        k, sym = (a, b) if isinstance(a, int) else (b, a)
+        return 0 if k == 0 else Sym._sorted(tuple((m, c * k) for m, c in sym.terms))
     out: dict = {}
     for ma, ca in _poly(a).items():
         for mb, cb in _poly(b).items():

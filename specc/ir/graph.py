@@ -1,6 +1,7 @@
 """The IR: an immutable typed graph. Values carry a dtype and a shape of ints and symbols."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
@@ -62,6 +63,7 @@ class Graph:
     ties: tuple[Tie, ...] = ()
     symbols: tuple[str, ...] = ()
     span: SourceSpan | None = None
+    output_names: tuple[str, ...] = ()  # the spec's names for `outputs` (`output logits`)
 
     def __post_init__(self):
         object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
@@ -82,13 +84,13 @@ class Graph:
 
     @property
     def param_count(self) -> int:
-        total = 0
-        for shape in self.param_shapes().values():
-            n = 1
-            for d in shape:
-                n *= d
-            total += n
-        return total
+        return sum(math.prod(shape) for shape in self.param_shapes().values())
+
+    def layer_param_count(self, path: str) -> int:
+        """Parameters a layer owns (tied ones included)."""
+        from .ops import OPS
+        layer = self.layers[path]
+        return sum(math.prod(s) for s in OPS[layer.op].param_shapes(layer.params).values())
 
     @property
     def macs(self) -> Dim:

@@ -1,0 +1,80 @@
+"""Compiled specs against the same networks hand-written in PyTorch, interleaved in one process.
+
+    python benchmarks/bench_backend.py [--pairs 10]
+
+Targets (issue: torch backend): forward+backward of ResNet-18 (batch 16) and of the tutorial
+CNN: ratio compiled/hand-written <= 1.02 (median of >= 10 interleaved pairs); spec path ->
+ready ResNet-50 module against constructing the hand-written ResNet-50: ratio <= 1.10.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import reference_models as ref  # noqa: E402
+
+import specc  # noqa: E402
+
+
+def step_time(model, x, repeats: int) -> float:
+    start = time.perf_counter()
+    for _ in range(repeats):
+        model(x).sum().backward()
+    return (time.perf_counter() - start) / repeats
+
+
+def forward_backward(name: str, hand_factory, shape, pairs: int, repeats: int) -> float:
+    torch.manual_seed(0)
+    hand = hand_factory()
+    compiled = specc.compile(ROOT / "specs" / f"{name}.dlspec").model
+    compiled.load_state_dict(hand.state_dict())
+    x = torch.randn(shape)
+    for model in (hand, compiled):  # warm up
+        step_time(model, x, 2)
+    ratios = []
+    for i in range(pairs):
+        order = (compiled, hand) if i % 2 else (hand, compiled)  # alternate who goes first
+        times = {id(m): step_time(m, x, repeats) for m in order}
+        ratios.append(times[id(compiled)] / times[id(hand)])
+    return statistics.median(ratios)
+
+
+def build_time(pairs: int) -> float:
+    path = ROOT / "specs" / "resnet50.dlspec"
+    specc.compile(path)  # warm: imports, grammar cache
+    ratios = []
+    for i in range(pairs):
+        builders = {"spec": lambda: specc.compile(path), "hand": ref.resnet50}
+        order = ("spec", "hand") if i % 2 else ("hand", "spec")  # alternate who goes first
+        took = {}
+        for name in order:
+            start = time.perf_counter()
+            builders[name]()
+            took[name] = time.perf_counter() - start
+        ratios.append(took["spec"] / took["hand"])
+    return statistics.median(ratios)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pairs", type=int, default=10)
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"ResNet-18 fwd+bwd, batch 16: compiled / hand-written = "
+          f"{forward_backward('resnet18', ref.resnet18, (16, 3, 224, 224), args.pairs, 1):.3f}")
+    print(f"tutorial CNN fwd+bwd, batch 64: compiled / hand-written = "
+          f"{forward_backward('tutorial_cnn', ref.TutorialCNN, (64, 3, 32, 32), args.pairs, 20):.3f}")
+    print(f"spec -> ResNet-50 module / hand-written construction = {build_time(args.pairs):.3f}")
+
+
+if __name__ == "__main__":
+    main()
