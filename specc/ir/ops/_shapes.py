@@ -56,11 +56,18 @@ def static(op: str, d: Dim, what: str, x: TensorType, i: int = 0) -> int:
     return d
 
 
+def with_values(params: OpParams, **update) -> OpParams:
+    """A copy with some fields set, trusted (they come from shape inference, not the user):
+    model_construct skips validation and the copy machinery of model_copy, which a
+    10,000-layer spec feels."""
+    return type(params).model_construct(params.model_fields_set | update.keys(), **{**params.__dict__, **update})
+
+
 def fill(op: str, params: OpParams, field: str, actual: Dim, what: str, whose: str = "its input"):
     """Fill the inferred input-size `field` from the input, or check the value the user gave."""
     given = getattr(params, field)
     if given is None:
-        return params.model_copy(update={field: actual})
+        return with_values(params, **{field: actual})
     if given != actual:
         raise OpError(f"{op} got {field} {dims.fmt(given)} but {whose} has {dims.fmt(actual)} {what}",
                       code="E0301", arg=field)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..dims import fmt_shape
-from ._shapes import (IntOrTuple, Pos, check, expect_float, expect_min_rank, expect_rank, fill,
+from ._shapes import (with_values, IntOrTuple, Pos, check, expect_float, expect_min_rank, expect_rank, fill,
                       layout, static, tup)
 from .base import Inferred, OpDef, OpError, OpParams, register
 
@@ -53,14 +53,14 @@ def _normalized_shape(name: str, p, x):
     expect_min_rank(name, x, 1)
     expect_float(name, x)
     if p.normalized_shape is None:
-        return p.model_copy(update={"normalized_shape": (static(name, x.shape[-1], "features", x),)})
+        return with_values(p, normalized_shape=(static(name, x.shape[-1], "features", x),))
     given = tup(name, "normalized_shape", p.normalized_shape, 1) if isinstance(p.normalized_shape, int) \
         else tuple(p.normalized_shape)
     check(len(given) > 0, f"{name} got an empty normalized_shape", arg="normalized_shape")
     if x.shape[-len(given):] != given:
         raise OpError(f"{name} got normalized_shape {fmt_shape(given)} but its input ends in "
                       f"{fmt_shape(x.shape[-len(given):])}", code="E0301", arg="normalized_shape")
-    return p.model_copy(update={"normalized_shape": given})
+    return with_values(p, normalized_shape=given)
 
 
 class LayerNormParams(OpParams):

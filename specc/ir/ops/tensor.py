@@ -6,7 +6,7 @@ from __future__ import annotations
 from .. import dims
 from ..dims import Dim, fmt_shape
 from ..types import TensorType
-from ._shapes import Pos, check, expect_min_rank, fill, norm_dim, promote
+from ._shapes import with_values, Pos, check, expect_min_rank, fill, norm_dim, promote
 from .base import Inferred, OpDef, OpError, OpParams, register
 
 
@@ -163,7 +163,7 @@ def _split(p: SplitParams, inputs):
         check(dims.is_static(size), f"Split needs a fixed size at dim {p.dim} to split it into pieces "
               f"of {sections} but its input is {x}; give a list of sections", arg="split_size_or_sections")
         sections = (sections,) * (size // sections) + ((size % sections,) if size % sections else ())
-        p = p.model_copy(update={"split_size_or_sections": sections})
+        p = with_values(p, split_size_or_sections=sections)
     check(all(s >= 0 for s in sections), f"Split got a negative section in {list(sections)}",
           arg="split_size_or_sections")
     check(sum(sections) == size, f"Split got sections {list(sections)} summing to {sum(sections)} but "
