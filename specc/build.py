@@ -44,6 +44,11 @@ def cmd_build(args) -> int:
     from .compiled import load_spec
 
     spec = load_spec(args.spec)
+    targets = list(dict.fromkeys(list(args.export) + list(spec.export.targets() if spec.export else [])))
+    if targets:
+        from .exporters import get
+        for target in targets:  # an unknown name fails before anything is built or written
+            get(target)
     compiled = specc.compile(spec, model=args.model)
     out = Path(args.out or Path("build") / Path(args.spec).stem)
     if args.weights:
@@ -55,7 +60,6 @@ def cmd_build(args) -> int:
     save_weights(compiled.model, weights)
     print(compiled.summary(depth=1))
     print(f"\nweights: {weights}")
-    targets = list(dict.fromkeys(list(args.export) + list(spec.export.targets() if spec.export else [])))
     if not targets:
         return 0
     from .exporters import export_targets

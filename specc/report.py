@@ -42,7 +42,17 @@ def github(diagnostics: list[Diagnostic], files: int) -> str:
     return "\n".join(lines)
 
 
+def _uri(path: str) -> str:
+    """A file path as a SARIF artifact URI: relative paths percent-encoded with `/`, absolute ones file:// URIs."""
+    import os
+    from pathlib import Path
+    from urllib.parse import quote
+
+    return Path(path).as_uri() if os.path.isabs(path) else quote(path.replace("\\", "/"))
+
+
 def sarif(diagnostics: list[Diagnostic], files: int) -> str:
+    """SARIF 2.1.0 (validated against the OASIS schema in tests/data); columns count code points."""
     from .errors import CODES
 
     codes = sorted({d.code for d in diagnostics})
@@ -56,14 +66,14 @@ def sarif(diagnostics: list[Diagnostic], files: int) -> str:
         if d.span is not None:
             s = d.span
             result["locations"] = [{"physicalLocation": {
-                "artifactLocation": {"uri": s.file.replace("\\", "/")},
+                "artifactLocation": {"uri": _uri(s.file)},
                 "region": {"startLine": s.line, "startColumn": s.col, "endLine": s.end_line, "endColumn": s.end_col}}}]
         results.append(result)
     return json.dumps({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
         "runs": [{"tool": {"driver": {"name": "specc", "version": __version__,
                                       "informationUri": "https://github.com/specc-dev/specc", "rules": rules}},
-                  "results": results}]}, indent=2)
+                  "columnKind": "unicodeCodePoints", "results": results}]}, indent=2)
 
 
 FORMATS = {"text": text, "json": as_json, "github": github, "sarif": sarif}

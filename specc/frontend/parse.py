@@ -23,8 +23,11 @@ CLOSERS = {"RPAR": "LPAR", "RSQB": "LSQB", "RBRACE": "LBRACE"}
 # a newline right after these continues the statement ...
 CONTINUE_AFTER = {"LBRACE", "LPAR", "LSQB", "COMMA", "EQUAL", "COLON", "PIPE", "COMPARE", "ADD_OP",
                   "MUL_OP", "AND", "OR", "NOT", "ELSE", "DOT", "AS"}
+# blanks and comments, matched one way only (so a failed match backtracks in linear time)
+_BLANKS = r"(?:[ \t\f\r\n]|#[^\n]*(?![^\n]))*"
 # ... and so does a newline before a line that starts with one of these
-CONTINUES_NEXT_LINE = re.compile(r"(?:[ \t\f\r\n]+|#[^\n]*)*(?:\|>|[})\]]|else\b)")
+CONTINUES_NEXT_LINE = re.compile(_BLANKS + r"(?:\|>|[})\]]|else\b)")
+ONLY_BLANKS_LEFT = re.compile(_BLANKS + r"\Z")  # a newline before the end (or a last comment) ends nothing
 
 WORDS = {
     "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string",
@@ -59,7 +62,7 @@ class Newlines:
                 if (prev is None or prev.type in CONTINUE_AFTER or prev.type == "_NL"
                         or (self.open and self.open[-1].type != "LBRACE")
                         or CONTINUES_NEXT_LINE.match(self.text, tok.end_pos)
-                        or tok.end_pos >= len(self.text.rstrip())):
+                        or ONLY_BLANKS_LEFT.match(self.text, tok.end_pos)):
                     continue
             elif kind in OPENERS:
                 self.open.append(tok)

@@ -8,7 +8,8 @@ _PREC = {A.Cond: 0, A.BoolOp: 1, A.Compare: 3, A.Pipe: 4}
 _OP_PREC = {"+": 5, "-": 5, "*": 6, "/": 6, "//": 6, "%": 6}
 
 
-def _prec(e) -> int:
+def precedence(e) -> float:
+    """How tightly `e` binds (higher: tighter); a looser operand gets parentheses."""
     if isinstance(e, A.BoolOp):
         return 1 if e.op == "or" else 2
     if isinstance(e, A.Unary):
@@ -20,7 +21,7 @@ def _prec(e) -> int:
 
 def needs_parens(e, parent: float, strict: bool = False) -> bool:
     """Whether `e` needs parentheses as an operand of something binding at `parent` (also used by `specc fmt`)."""
-    p = _prec(e)
+    p = precedence(e)
     return p < parent or (strict and p == parent)
 
 
@@ -54,7 +55,7 @@ def expr(e) -> str:
     if isinstance(e, A.ListExpr):
         return "[" + ", ".join(expr(x) for x in e.items) + "]"
     if isinstance(e, A.BinOp):
-        p = _prec(e)
+        p = precedence(e)
         out = _wrap(e.first, p)
         for op, operand in e.rest:
             out += f" {op} {_wrap(operand, p, strict=True)}"
@@ -66,7 +67,7 @@ def expr(e) -> str:
     if isinstance(e, A.Compare):
         return f"{_wrap(e.left, 4)} {e.op} {_wrap(e.right, 4)}"
     if isinstance(e, A.BoolOp):
-        p = _prec(e)
+        p = precedence(e)
         return f" {e.op} ".join(_wrap(x, p, strict=True) for x in e.operands)
     if isinstance(e, A.Cond):
         return f"{_wrap(e.then, 1)} if {_wrap(e.test, 1)} else {expr(e.orelse)}"

@@ -5,6 +5,8 @@ strings in dlspec syntax, parsed here with the same grammar so errors point into
 """
 from __future__ import annotations
 
+import re
+
 import yaml
 
 from . import ast as A
@@ -14,6 +16,17 @@ from ..errors import Diagnostic, Failed
 from ..source import SourceSpan
 
 MAX_EXPANDED_NODES = 1_000_000  # more than this after alias expansion is an alias bomb
+
+
+class Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading `1e-3` and `2E5` as floats (YAML 1.2 does; PyYAML's YAML 1.1 rules
+    want a dot and a signed exponent, so `lr: 3e-4` would be a string)."""
+
+
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
 
 
 def _span(file: str, node) -> SourceSpan:
@@ -42,11 +55,12 @@ class YamlDocument:
         self.file = file
         self.source_map: dict[tuple, SourceSpan] = {}
         self.diagnostics: list[Diagnostic] = []
-        self._scalars = yaml.SafeLoader("")
+        self._scalars = Loader("")
+        self._block_scalars: dict[tuple, yaml.ScalarNode] = {}  # `|` scalars by path, for exact positions
 
     def load(self, text: str):
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            root = yaml.compose(text, Loader=Loader)
         except yaml.MarkedYAMLError as err:
             mark = err.problem_mark or err.context_mark
             span = SourceSpan.point(self.file, mark.line + 1, mark.column + 1) if mark else None
@@ -90,7 +104,9 @@ class YamlDocument:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self._plain(v, path + (i,)) for i, v in enumerate(node.value)]
-        constructor = yaml.SafeLoader.yaml_constructors.get(node.tag)
+        if node.style == "|":
+            self._block_scalars[path] = node
+        constructor = Loader.yaml_constructors.get(node.tag)
         if constructor is None:
             self._error("E0202", f"unsupported YAML tag {node.tag}", node)
             return None
@@ -134,13 +150,18 @@ class YamlDocument:
             return text  # the schema reports the wrong type
         span = self.source_map[path]
         node_span = span
-        # Keep columns exact for one-line scalars (plain or quoted); the line is always right.
-        raw = _source_line(self.file, node_span.line)
-        col = raw.find(text.split("\n", 1)[0], node_span.col - 1) if raw else -1
-        pad = " " * col if col >= 0 else ""
+        offset = node_span.line - 1
+        if path in self._block_scalars:  # a `|` scalar: the text starts below the header, indented
+            offset = self._block_scalars[path].start_mark.line + 1
+            text = _reindent(text, self.file, offset)
+        else:
+            # Keep columns exact for one-line scalars (plain or quoted); the line is always right.
+            raw = _source_line(self.file, node_span.line)
+            col = raw.find(text.split("\n", 1)[0], node_span.col - 1) if raw else -1
+            text = (" " * col if col >= 0 else "") + text
         try:
-            tree = parse(pad + text, self.file, start=start, line_offset=node_span.line - 1)
-            return to_ast(tree, self.file, node_span.line - 1)
+            tree = parse(text, self.file, start=start, line_offset=offset)
+            return to_ast(tree, self.file, offset)
         except Failed as failed:
             self.diagnostics.append(failed.diagnostic)
             return None
@@ -151,6 +172,17 @@ def _source_line(file: str, line: int) -> str:
     text = source_text(file) or ""
     lines = text.split("\n")
     return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def _reindent(text: str, file: str, offset: int) -> str:
+    """A literal block scalar's text, indented as in the file (its lines are the file's lines from `offset`)."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        raw = _source_line(file, offset + i + 1)
+        if line.strip() and raw.endswith(line):
+            indent = " " * (len(raw) - len(line))
+            return "\n".join(indent + x if x else x for x in lines)
+    return text
 
 
 def _literal_ast(value, span: SourceSpan):

@@ -188,6 +188,7 @@ class Checkpoints(Section):
     keep_last: Annotated[int, Field(ge=1)] = 2
     monitor: Optional[str] = None  # keep the best by this metric too (default: early_stop's monitor)
     mode: Literal["auto", "min", "max"] = "auto"
+    every_steps: Optional[Annotated[int, Field(ge=1)]] = None  # also mid-epoch, every N optimizer steps
 
 
 METRICS = ("accuracy", "f1", "precision", "recall", "mae", "mse", "r2")

@@ -1,0 +1,137 @@
+"""The model's signature (spec names, dtypes, symbolic shapes) and sample inputs drawn from it.
+
+Float inputs are torch.randn; integer inputs (token ids) are drawn below the smallest
+`num_embeddings` of the Embedding layers that read them (else in [0, 2)). The batch dim
+takes each verification batch size; other symbols (T) take `dims` (default 8) at the first
+sample and grow by 3 at each next one, so a sequence length is checked at two values too.
+"""
+from __future__ import annotations
+
+from ..ir.dims import is_static, substitute
+from ..ir.types import FLOAT_DTYPES
+from .base import ExportError, Sample, Signature, TensorSpec
+
+DEFAULT_SYMBOL_SIZE = 8
+SYMBOL_STEP = 3
+
+
+def signature(compiled) -> Signature:
+    graph = compiled.ir
+    inputs = tuple(_spec(vid, graph.values[vid].type) for vid in graph.inputs)
+    names = output_names(compiled)
+    outputs = tuple(_spec(name, graph.values[vid].type) for name, vid in zip(names, graph.outputs))
+    return Signature(inputs, outputs, batch_first(graph.symbols, inputs))
+
+
+def output_names(compiled) -> list[str]:
+    """The spec's `output` names (the IR's outputs are the ids of the nodes that make them)."""
+    graph = compiled.ir
+    model = compiled.spec.models.get(graph.name)
+    if model is not None and len(model.outputs) == len(graph.outputs):
+        return list(model.outputs)
+    return list(graph.outputs)
+
+
+def batch_first(symbols, inputs) -> tuple[str, ...]:
+    """The symbols, the batch one first: `N` where the spec has it, else the first input's
+    leading dim."""
+    symbols = list(symbols)
+    lead = inputs[0].shape[0] if inputs and inputs[0].shape else None
+    if "N" in symbols:
+        lead = "N"
+    if isinstance(lead, str) and lead in symbols:
+        symbols.remove(lead)
+        symbols.insert(0, lead)
+    return tuple(symbols)
+
+
+def _spec(name, tensor_type) -> TensorSpec:
+    return TensorSpec(name, tensor_type.dtype, tuple(d if is_static(d) else str(d) for d in tensor_type.shape))
+
+
+def sample_dims(sig: Signature, batch: int, index: int, sizes: dict | None = None) -> dict:
+    """{"N": batch, "T": 8 + 3 * index}: the sizes of the symbols for the index-th sample."""
+    sizes = sizes or {}
+    dims = {}
+    for k, sym in enumerate(sig.symbols):
+        if k == 0:
+            dims[sym] = batch
+        else:
+            dims[sym] = int(sizes.get(sym, DEFAULT_SYMBOL_SIZE)) + SYMBOL_STEP * index
+    return dims
+
+
+def make_inputs(compiled, sig: Signature, dims: dict, *, seed: int, device="cpu", float_dtype=None) -> tuple:
+    """One tensor per input at these dims, from a fixed seed."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    graph = compiled.ir
+    tensors = []
+    for vid, spec in zip(graph.inputs, sig.inputs):
+        shape = concrete_shape(graph.values[vid].type.shape, dims)
+        tensors.append(_draw(spec.dtype, shape, embedding_limit(graph, vid), generator, float_dtype).to(device))
+    return tuple(tensors)
+
+
+def concrete_shape(shape, dims: dict) -> tuple[int, ...]:
+    return tuple(int(substitute(d, dims)) for d in shape)
+
+
+def embedding_limit(graph, vid: str) -> int | None:
+    """The smallest num_embeddings among the Embedding layers that read value `vid`."""
+    limits = [graph.layers[node.layer].params.num_embeddings for node in graph.nodes
+              if vid in node.inputs and graph.layers[node.layer].op == "Embedding"]
+    return min(limits) if limits else None
+
+
+def _draw(dtype: str, shape, limit, generator, float_dtype):
+    import torch
+
+    if dtype in FLOAT_DTYPES:
+        return torch.randn(shape, generator=generator, dtype=float_dtype or getattr(torch, dtype))
+    if dtype == "bool":
+        return torch.randint(0, 2, shape, generator=generator).bool()
+    return torch.randint(0, limit or 2, shape, generator=generator, dtype=getattr(torch, dtype))
+
+
+def make_samples(compiled, model, sig: Signature, batch_sizes, *, seed: int = 0, sizes: dict | None = None,
+                 device: str = "cpu") -> tuple[Sample, ...]:
+    """The verification samples, each with eager PyTorch's outputs (the model in eval mode)."""
+    float_dtype = model_float_dtype(model)
+    samples = []
+    for index, batch in enumerate(batch_sizes):
+        dims = sample_dims(sig, batch, index, sizes)
+        inputs = make_inputs(compiled, sig, dims, seed=seed + index, device=device, float_dtype=float_dtype)
+        samples.append(Sample(dims, inputs, run_eager(model, inputs, dims)))
+    return tuple(samples)
+
+
+def run_eager(model, inputs, dims) -> tuple:
+    import torch
+
+    try:
+        with torch.no_grad():
+            return as_tuple(model(*inputs))
+    except Exception as err:  # noqa: BLE001 - the model itself fails on the sample: say at which dims
+        from .quiet import reason
+        shown = ", ".join(f"{k}={v}" for k, v in dims.items())
+        raise ExportError("E0801", f"the model fails on sample inputs at {shown}: {reason(err)}",
+                          help="choose other sizes for the symbolic dims with the `dims` option") from err
+
+
+def as_tuple(out) -> tuple:
+    """A model's or an artifact's outputs as a tuple of tensors (or arrays), in spec order."""
+    if isinstance(out, (tuple, list)):
+        return tuple(out)
+    if isinstance(out, dict):
+        return tuple(out.values())
+    return (out,)
+
+
+def model_float_dtype(model):
+    """The dtype of the model's floating parameters (float inputs follow it), or None."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return None

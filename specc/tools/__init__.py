@@ -1,0 +1,1 @@
+"""Tools for spec authors and CI: `specc fmt`, `specc convert`, `specc graph` (one module each)."""

@@ -1,0 +1,641 @@
+"""`specc convert`: .dlspec <-> YAML, both ways without loss.
+
+The YAML form is the document `specc.frontend.yaml_load` reads: `models: {Name: {params,
+inputs, body, outputs}}`, `blocks: {Name: {params, inputs, body}}`, `constants`, `imports`, and
+the config sections as mappings (a section's Kind is its `kind` key). Statements are dlspec text:
+one-line statements are YAML strings, longer ones `|-` block scalars holding the formatted lines.
+
+What carries over, both ways:
+- comments: own-line comments become own-line comments of the other form, before the same
+  thing; trailing comments stay trailing; comments inside a multi-line statement stay inside it
+  (a comment after the `}` that closes a model, block or section has no YAML line of its own: it
+  comes back on its own line just before the `}`);
+- blank lines between statements, entries and top-level items;
+- a config section written on one line is a YAML flow mapping (`{kind: AdamW, lr: 3e-4}`),
+  a longer one a block mapping, and back;
+- a setting written as a name (`metrics = [accuracy]`) is a plain YAML scalar, a string
+  (`monitor = "val/loss"`) a double-quoted one: both mean the same string, and the way back
+  writes each as it was written.
+
+So `dlspec -> yaml -> dlspec` gives the same IR and the same text after `specc fmt`, provided
+the items of one kind (imports, constants, models, blocks) are not interleaved with other kinds
+(YAML groups them) and a model's inputs come first and its outputs last (YAML keeps them apart
+from the body). Parameter defaults and constants must be literals in YAML: an expression such as
+`width = 2 * base` is reported, not converted.
+"""
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import re
+import sys
+
+import yaml
+
+from ..errors import Diagnostic, Failed, SpecError, UsageError
+from ..frontend import ast as A
+from ..frontend.unparse import literal
+from ..frontend.yaml_load import Loader
+from ..source import SourceSpan
+from .fmt import Comment, Source, format_source, format_text, write_atomically
+
+STR, INT, FLOAT, NULL = (f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "null"))
+NUMBER = re.compile(r"[-+]?(?:(?:\d[\d_]*\.\d*|\.\d+)(?:[eE][+-]?\d+)?|\d[\d_]*[eE][+-]?\d+|\d[\d_]*)")
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+TENSOR_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\[.*\]")
+KEYWORDS = {"spec", "import", "model", "block", "input", "output", "return", "if", "else", "tie", "repeat", "as",
+            "and", "or", "not", "true", "false", "none"}
+WIDTH = 100
+
+
+class Lines:
+    """Output lines tied to lines of the input, so that the input's comments and blank lines come along.
+
+    `line(text, src)` first writes the comments above input line `src` (and a blank line where
+    the input has one), then the text with the comments that trail line `src`.
+    """
+
+    def __init__(self, comments: list[Comment], blank: set[int]):
+        self.comments = sorted(comments, key=lambda c: (c.line, c.col))
+        self.lines = [c.line for c in self.comments]
+        self.used = [False] * len(self.comments)
+        self.first = 0  # comments[:first] are all written
+        self.blank = blank
+        self.out: list[str] = []
+        self.last = 0  # the last input line written
+        self.floor = 0  # comments at or above this line belong to something else
+
+    def _blank_before(self, line: int) -> None:
+        if self.out and self.out[-1] and any(n in self.blank for n in range(self.last + 1, line)):
+            self.out.append("")
+
+    def _pending(self, lo: int, hi: int):
+        """Indexes of unwritten comments on lines lo..hi."""
+        start = max(self.first, bisect.bisect_left(self.lines, lo))
+        return [i for i in range(start, bisect.bisect_right(self.lines, hi)) if not self.used[i]]
+
+    def _use(self, i: int) -> None:
+        self.used[i] = True
+        while self.first < len(self.used) and self.used[self.first]:
+            self.first += 1
+
+    def has_comments(self, first: int, last: int) -> bool:
+        return bool(self._pending(first, last))
+
+    def head(self, line: int) -> int:
+        """`line`, or the line of the first unwritten comment above it (where a group of lines starts)."""
+        pending = self._pending(max(self.floor, self.last) + 1, line - 1)
+        return self.comments[pending[0]].line if pending else line
+
+    def line(self, text: str, src: int | None = None, indent: str = "", comments: bool = True,
+             trailing: bool = True) -> None:
+        """One output line. With comments=False (a heading such as `body:`) the comments above wait for
+        the next line; with trailing=False so do the ones that trail line `src`."""
+        tail = []
+        if src is not None and comments:
+            for i in self._pending(self.floor + 1, src - 1):
+                c = self.comments[i]
+                self._blank_before(c.line)
+                self.out.append(indent + c.text)
+                self._use(i)
+                self.last = max(self.last, c.line)
+            self._blank_before(src)
+            for i in self._pending(src, src) if trailing else ():
+                tail.append(self.comments[i].text)
+                self._use(i)
+            self.last = max(self.last, src)
+        elif src is not None:
+            start = self.head(src)
+            self._blank_before(start)
+            self.last = max(self.last, start - 1)
+        self.out.append(indent + text + ("  " + "  ".join(tail) if tail else ""))
+
+    def inside(self, before: int, min_col: int, indent: str) -> None:
+        """Write the comments above line `before` that are indented past column `min_col` (the end of a body)."""
+        for i in self._pending(self.floor + 1, before - 1):
+            c = self.comments[i]
+            if c.col > min_col:
+                self._blank_before(c.line)
+                self.out.append(indent + c.text)
+                self._use(i)
+                self.last = max(self.last, c.line)
+
+    def raw(self, text: str) -> None:
+        self.out.append(text)
+
+    def consume(self, first: int, last: int) -> None:
+        """Mark the comments on lines first..last as written (they are inside copied text)."""
+        for i in self._pending(first, last):
+            self._use(i)
+        self.last = max(self.last, last)
+
+    def gap(self) -> None:
+        if self.out and self.out[-1]:
+            self.out.append("")
+
+    def text(self) -> str:
+        self.floor = 0
+        for i in self._pending(0, sys.maxsize):
+            c = self.comments[i]
+            self._blank_before(c.line)
+            self.out.append(c.text)
+            self.last = max(self.last, c.line)
+        return "\n".join(self.out).strip("\n") + "\n"
+
+
+def _unconvertible(span, what: str) -> SpecError:
+    return SpecError([Diagnostic("E0202", f"the YAML form cannot hold this {what}", span,
+                                 label="not a literal", help="write the value out as a number, string, "
+                                 "true/false or a list, or keep this spec in .dlspec")])
+
+
+# ---- YAML scalars ----------------------------------------------------------------------
+_LOADER = Loader("")
+
+
+def _value(node):
+    return _LOADER.construct_object(node, deep=True)
+
+
+def _reads_as(text: str, tag: str, value, flow: bool) -> bool:
+    """Whether `text`, written as a plain YAML scalar (in a flow collection if `flow`), reads back as
+    this tag and value. Conservative: some texts YAML would accept get quoted all the same."""
+    if not text or text != text.strip() or any(c in text for c in "\n\t") or ": " in text or " #" in text \
+            or text.endswith(":") or (flow and any(c in text for c in ",[]{}")):
+        return False
+    if not (text[0].isalnum() or text[0] in "_(" or (text[0] in "-+." and text[1:2].isdigit())):
+        return False  # indicators (`-`, `[`, `&`, `!`, `'`, ...) may not start a plain scalar
+    if _LOADER.resolve(yaml.ScalarNode, text, (True, False)) != tag:
+        return False
+    return tag == STR or _value(yaml.ScalarNode(tag, text)) == value
+
+
+def yaml_string(text: str, flow: bool = False) -> str:
+    """A string plain where it reads back as itself, else single-quoted."""
+    return text if _reads_as(text, STR, text, flow) else "'" + text.replace("'", "''") + "'"
+
+
+def _yaml_number(text: str, value, flow: bool) -> str:
+    tag = FLOAT if isinstance(value, float) else INT
+    for candidate in (text, repr(value)):
+        if _reads_as(candidate, tag, value, flow):
+            return candidate
+    return f"!!{'float' if tag == FLOAT else 'int'} {repr(value)}"
+
+
+# ---- .dlspec -> YAML ----------------------------------------------------------------------
+def to_yaml(text: str, file: str = "<text>") -> str:
+    """The YAML form of a .dlspec text (raises Failed on a syntax error, SpecError on what YAML cannot hold)."""
+    original = Source(text.replace("\r\n", "\n"), file)
+    _check_literals(original)
+    return _YamlWriter(Source(format_source(original), file)).document()
+
+
+def _check_literals(src: Source) -> None:
+    """Report what the YAML form cannot hold at its place in the user's file (the YAML is written
+    from the formatted text, whose lines may differ)."""
+    writer = _YamlWriter(src)
+
+    def entries(items) -> None:
+        for tag, value, _ in items:
+            if tag == "kv":
+                writer.scalar(value[1], True)
+            else:
+                entries(value[2])
+
+    for tag, value, _ in src.items:
+        if tag == "const":
+            writer.literal(value[1], "constant")
+        elif tag in ("model", "block"):
+            for p in value[1]:
+                if p.default is not None:
+                    writer.literal(p.default, "parameter default")
+        elif tag == "section":
+            entries(value[2])
+
+
+class _YamlWriter:
+    def __init__(self, src: Source):
+        self.src = src
+        self.text_lines = src.text.split("\n")
+        self.out = Lines(src.comments, src.blank)
+
+    def document(self) -> str:
+        groups: dict[str, list] = {}
+        for item in self.src.items:
+            tag, value, _ = item
+            key = {"spec": "spec", "import": "imports", "const": "constants", "model": "models",
+                   "block": "blocks"}.get(tag) or value[0]
+            groups.setdefault(key, []).append(item)
+        ends = {id(item): prev[2].end_line if prev else 0
+                for prev, item in zip([None] + self.src.items, self.src.items)}
+        for key, items in groups.items():
+            big = key in ("models", "blocks") or items[0][0] == "section"
+            if big:
+                self.out.gap()
+            for n, (tag, value, span) in enumerate(items):
+                self.out.floor = self.out.last = ends[id(items[n])]
+                if tag == "spec":
+                    self.out.line(f"spec: {value}", span.line)
+                    continue
+                if tag == "section":
+                    self.section_entry(value, span, "")
+                    continue
+                if n == 0:
+                    self.out.line(f"{key}:", span.line, comments=False)
+                if n and big:
+                    self.out.gap()
+                getattr(self, "import_" if tag == "import" else tag)(value, span)
+        return self.out.text()
+
+    # -- pieces of text --
+    def slice(self, span) -> str:
+        line = self.text_lines[span.line - 1]
+        return line[span.col - 1: span.end_col - 1] if span.end_line == span.line else line[span.col - 1:]
+
+    def literal(self, e, what: str, flow: bool = True) -> str:
+        """A parameter default or constant: literals only (YAML reads a name as a string)."""
+        if isinstance(e, A.ListExpr):
+            return "[" + ", ".join(self.literal(x, what) for x in e.items) + "]"
+        if isinstance(e, A.Literal) and e.value is not None:
+            return self.scalar(e, flow)
+        if isinstance(e, A.Unary) and e.op in "+-" and isinstance(e.operand, A.Literal) \
+                and isinstance(e.operand.value, (int, float)) and not isinstance(e.operand.value, bool):
+            return self.scalar(e, flow)
+        raise _unconvertible(e.span, what)
+
+    def scalar(self, e, flow: bool) -> str:
+        """A setting's value: number, string, true/false/none, name, tensor type, or a list of them."""
+        if isinstance(e, A.ListExpr):
+            return "[" + ", ".join(self.scalar(x, True) for x in e.items) + "]"
+        if isinstance(e, A.Unary) and isinstance(e.operand, A.Literal):
+            value = e.operand.value if e.op == "+" else -e.operand.value
+            return _yaml_number(self.slice(e.span), value, flow)
+        if isinstance(e, A.Literal):
+            v = e.value
+            if v is None or isinstance(v, bool):
+                return {None: "null", True: "true", False: "false"}[v]
+            if isinstance(v, str):
+                return json.dumps(v)
+            return _yaml_number(self.slice(e.span), v, flow)
+        if isinstance(e, A.Name):
+            return yaml_string(e.id, flow)
+        if isinstance(e, A.TensorTypeExpr):
+            return yaml_string(self.slice(e.span), flow)
+        raise _unconvertible(e.span, "setting")
+
+    def params(self, params, span, indent: str) -> None:
+        """`params:` as one flow mapping when it fits and holds no comments, else one a line."""
+        entries = [(p, f"{yaml_string(p.name, True)}: " +
+                    ("null" if p.default is None else self.literal(p.default, "parameter default")))
+                   for p in params]
+        flow = f"params: {{{', '.join(text for _, text in entries)}}}"
+        last = params[-1].span.end_line
+        if len(indent + flow) <= WIDTH and not self.out.has_comments(span.line + 1, last):
+            self.out.line(flow, span.line, indent)
+            return
+        self.out.line("params:", params[0].span.line, indent, comments=False)
+        for i, (p, text) in enumerate(entries):  # a comment after a header line goes with its last parameter
+            last_on_line = i + 1 == len(entries) or entries[i + 1][0].span.line > p.span.end_line
+            self.out.line(text, p.span.line, indent + "  ", trailing=last_on_line)
+
+    # -- items --
+    def import_(self, path, span) -> None:
+        self.out.line(f"- {yaml_string(path)}", span.line, "  ")
+
+    def const(self, value, span) -> None:
+        name, expr = value
+        self.out.line(f"{yaml_string(name)}: {self.literal(expr, 'constant', flow=False)}", span.line, "  ")
+
+    def model(self, value, span) -> None:
+        name, params, body, _ = value
+        self.out.line(f"{yaml_string(name)}:", span.line, "  ")
+        if params:
+            self.params(params, span, "    ")
+        inputs = [s for s in body if isinstance(s, A.Input)]
+        outputs = [s for s in body if isinstance(s, A.Output)]
+        stmts = [s for s in body if not isinstance(s, (A.Input, A.Output))]
+        if inputs:
+            self.out.line("inputs:", inputs[0].span.line, "    ", comments=False)
+            for s in inputs:
+                self.out.line(f"{yaml_string(s.name)}: {yaml_string(self.slice(s.type.span))}", s.span.line, "      ")
+        self.body(stmts, "    ")
+        if len(outputs) == 1:
+            names = ", ".join(yaml_string(n, True) for n in outputs[0].names)
+            self.out.line(f"outputs: [{names}]", outputs[0].span.line, "    ")
+        elif outputs:
+            self.out.line("outputs:", outputs[0].span.line, "    ", comments=False)
+            for s in outputs:
+                for n in s.names:
+                    self.out.line(f"- {yaml_string(n)}", s.span.line, "      ")
+        self.out.inside(span.end_line + 1, 0, "    ")
+
+    def block(self, value, span) -> None:
+        name, params, inputs, body, _ = value
+        self.out.line(f"{yaml_string(name)}:", span.line, "  ")
+        if params:
+            self.params(params, span, "    ")
+        self.out.line(f"inputs: [{', '.join(yaml_string(n, True) for n in inputs)}]", None, "    ")
+        self.body(body, "    ")
+        self.out.inside(span.end_line + 1, 0, "    ")
+
+    def body(self, stmts, indent: str) -> None:
+        if not stmts:
+            return
+        self.out.line("body:", stmts[0].span.line, indent, comments=False)
+        for s in stmts:
+            self.statement(s, indent + "  ")
+
+    def statement(self, s, indent: str) -> None:
+        """One-line statements as YAML strings; longer ones as `|-` blocks of their formatted lines."""
+        first, last, col = s.span.line, s.span.end_line, s.span.col
+        if first == last:
+            self.out.line(f"- {yaml_string(self.slice(s.span))}", first, indent)
+            return
+        self.out.line("- |-", first, indent, trailing=False)
+        self.out.consume(first, last)  # comments inside the statement are copied with its lines
+        for n in range(first, last + 1):
+            line = self.text_lines[n - 1]
+            self.out.raw(indent + "  " + line[col - 1:] if line.strip() else "")
+
+    # -- config sections --
+    def section_entry(self, value, span, indent: str, lead: str | None = None) -> None:
+        """`name: {flow}` for a section written on one line, else `name:` with its entries below."""
+        lead = indent if lead is None else lead
+        key = f"{yaml_string(value[0])}:"
+        if _one_line(value, span):
+            self.out.line(f"{key} {self.flow_section(value)}", span.line, lead)
+        else:
+            self.out.line(key, span.line, lead)
+            self.section_block(value, span, indent + "  ")
+
+    def list_item(self, value, span, indent: str) -> None:
+        """One of several sections of the same name: `- {flow}`, or a block mapping after `- `."""
+        if _one_line(value, span):
+            self.out.line(f"- {self.flow_section(value)}", span.line, indent)
+        else:
+            self.section_block(value, span, indent + "  ", lead=indent + "- ")
+
+    def section_block(self, value, span, indent: str, lead: str | None = None) -> None:
+        _, kind, entries, _ = value
+        lead = indent if lead is None else lead
+        if kind:
+            self.out.line(f"kind: {yaml_string(kind)}", span.line, lead)
+            lead = indent
+        for key, group in _grouped(entries):
+            tag, entry, entry_span = group[0]
+            if tag == "kv":
+                self.out.line(f"{yaml_string(key)}: {self.scalar(entry[1], False)}", entry_span.line, lead)
+            elif len(group) == 1:
+                self.section_entry(entry, entry_span, indent, lead)
+            else:
+                self.out.line(f"{yaml_string(key)}:", entry_span.line, lead, comments=False)
+                for _, item, item_span in group:
+                    self.list_item(item, item_span, indent + "  ")
+            lead = indent
+        self.out.inside(span.end_line + 1, 0, indent)
+
+    def flow_section(self, value) -> str:
+        _, kind, entries, _ = value
+        parts = [f"kind: {yaml_string(kind, True)}"] if kind else []
+        for key, group in _grouped(entries):
+            if group[0][0] == "kv":
+                parts.append(f"{yaml_string(key, True)}: {self.scalar(group[0][1][1], True)}")
+            elif len(group) == 1:
+                parts.append(f"{yaml_string(key, True)}: {self.flow_section(group[0][1])}")
+            else:
+                parts.append(f"{yaml_string(key, True)}: [{', '.join(self.flow_section(e[1]) for e in group)}]")
+        return "{" + ", ".join(parts) + "}"
+
+
+def _one_line(value, span) -> bool:
+    return span.end_line == span.line or not (value[1] or value[2])
+
+
+def _grouped(entries) -> list[tuple[str, list]]:
+    """Section entries by key, in first-seen order: a key given several sections is a list of them."""
+    groups: dict[str, list] = {}
+    for entry in entries:
+        groups.setdefault(entry[1][0], []).append(entry)
+    return list(groups.items())
+
+
+# ---- YAML -> .dlspec ----------------------------------------------------------------------
+def yaml_comments(text: str) -> list[Comment]:
+    """The comments of a YAML text: `#` outside scalars, at a line start or after a blank."""
+    scalars = sorted((t.start_mark.index, t.end_mark.index)
+                     for t in yaml.scan(text, Loader=Loader) if isinstance(t, yaml.ScalarToken))
+    starts = [s for s, _ in scalars]
+    line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    out, i = [], text.find("#")
+    while i != -1:
+        k = bisect.bisect_right(starts, i) - 1
+        inside = k >= 0 and scalars[k][0] <= i < scalars[k][1]
+        if inside or (i and text[i - 1] not in " \t\n"):
+            i = text.find("#", i + 1)
+            continue
+        end = text.find("\n", i)
+        end = len(text) if end == -1 else end
+        row = bisect.bisect_right(line_starts, i)
+        col = i - line_starts[row - 1] + 1
+        out.append(Comment(row, col, text[i:end].rstrip(), not text[line_starts[row - 1]:i].strip()))
+        i = text.find("#", end)
+    return out
+
+
+def to_dlspec(text: str, file: str = "<text>") -> str:
+    """The .dlspec form of a YAML spec (which should have loaded without errors), formatted."""
+    root = yaml.compose(text, Loader=Loader)
+    blank = {i + 1 for i, line in enumerate(text.split("\n")) if not line.strip()}
+    writer = _DlspecWriter(Lines(yaml_comments(text), blank), file)
+    if isinstance(root, yaml.MappingNode):
+        writer.document(root)
+    rough = writer.out.text()
+    try:
+        return format_text(rough, file)
+    except Failed as failed:  # a bug in this converter, not in the spec
+        raise RuntimeError(f"converted text does not parse ({failed.diagnostic.message}):\n{rough}") from None
+
+
+def _line(node) -> int:
+    return node.start_mark.line + 1
+
+
+class _DlspecWriter:
+    def __init__(self, out: Lines, file: str):
+        self.out, self.file = out, file
+
+    def document(self, root: yaml.MappingNode) -> None:
+        for key, value in root.value:
+            name = key.value
+            if name == "spec":
+                self.out.line(f"spec {value.value}", _line(key))
+            elif name == "imports":
+                for item in value.value:
+                    self.out.line(f"import {literal(item.value)}", _line(item))
+            elif name == "constants":
+                for k, v in value.value:
+                    self.out.line(f"{k.value} = {self.literal(v)}", _line(k))
+            elif name in ("models", "blocks"):
+                for k, v in value.value:
+                    self.definition(name[:-1], k, v)
+            else:
+                self.entry(key, value, "")
+
+    # -- values --
+    def literal(self, node) -> str:
+        """A parameter default or constant: YAML values are literals (a string stays a string)."""
+        if isinstance(node, yaml.SequenceNode):
+            return "[" + ", ".join(self.literal(x) for x in node.value) + "]"
+        if node.tag in (INT, FLOAT):
+            return self.number(node)
+        return literal(_value(node))
+
+    def number(self, node) -> str:
+        """A YAML number as written, where dlspec reads that spelling as the same number."""
+        value = _value(node)
+        text = node.value
+        if NUMBER.fullmatch(text) and any(c in text for c in ".eE") == isinstance(value, float):
+            digits = text.replace("_", "")
+            if (float(digits) if isinstance(value, float) else int(digits)) == value:
+                return text
+        return repr(value)
+
+    def setting(self, node) -> str:
+        """A setting's value: a plain (or single-quoted) name or tensor type is written bare, other strings quoted."""
+        if isinstance(node, yaml.SequenceNode):
+            return "[" + ", ".join(self.setting(x) for x in node.value) + "]"
+        if isinstance(node, yaml.MappingNode):
+            mark = node.start_mark
+            raise SpecError([Diagnostic("E0202", "the .dlspec form has no list that mixes sections and values",
+                                        SourceSpan.point(self.file, mark.line + 1, mark.column + 1),
+                                        label="a mapping in a list of values")])
+        if node.tag in (INT, FLOAT):
+            return self.number(node)
+        value = _value(node)
+        if isinstance(value, str) and node.style in (None, "'"):
+            if NAME.fullmatch(value) and value not in KEYWORDS:
+                return value
+            if TENSOR_TYPE.fullmatch(value) and _is_tensor_type(value):
+                return value
+        return literal(value)
+
+    # -- models and blocks --
+    def definition(self, kind: str, key, node: yaml.MappingNode) -> None:
+        fields = {k.value: v for k, v in node.value}
+        params = fields.get("params")
+        params = params.value if isinstance(params, yaml.MappingNode) else []
+        head, line = f"{kind} {key.value}", _line(key)
+        if kind == "block" or params:  # one parameter a line, each with its comments; fmt fills the lines
+            self.out.line(head + "(", line)
+            for k, v in params:
+                default = "" if v.tag == NULL else f" = {self.literal(v)}"
+                self.out.line(f"{k.value}{default},", _line(k), "    ")
+            head = ")"
+        if kind == "block":
+            head += f" ({', '.join(x.value for x in fields['inputs'].value)})"
+        self.out.line(head + " {", line)
+        if kind == "model":
+            for k, v in fields["inputs"].value:
+                self.out.line(f"input {k.value}: {v.value}", _line(k), "  ")
+        for item in getattr(fields.get("body"), "value", []):
+            self.statement(item)
+        if kind == "model":
+            outputs = fields["outputs"]
+            names = [x.value for x in outputs.value] if isinstance(outputs, yaml.SequenceNode) else [outputs.value]
+            self.out.line("output " + ", ".join(names), _line(outputs), "  ")
+        self.out.inside(node.end_mark.line + 1, key.start_mark.column + 1, "  ")
+        self.out.line("}")
+
+    def statement(self, node) -> None:
+        lines = str(node.value).split("\n")
+        self.out.line(lines[0], _line(node), "  ")
+        for line in lines[1:]:
+            self.out.raw("  " + line if line else "")
+        # a block scalar's end mark is where the next line starts (after any blank lines): count its lines
+        end = _line(node) + len(lines) if node.style in ("|", ">") else node.end_mark.line + 1
+        self.out.last = max(self.out.last, end)
+
+    # -- config sections --
+    def entry(self, key, node, indent: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            self.section(key, node, indent)
+        elif isinstance(node, yaml.SequenceNode) and node.value and \
+                all(isinstance(x, yaml.MappingNode) for x in node.value):
+            for item in node.value:
+                self.section(key, item, indent, _line(item))
+        else:
+            self.out.line(f"{key.value} = {self.setting(node)}", _line(key), indent)
+
+    def section(self, key, node: yaml.MappingNode, indent: str, line: int | None = None) -> None:
+        """A flow mapping is a one-line section, a block mapping one entry a line."""
+        head, line = self.section_head(key, node), line or _line(key)
+        if node.flow_style or not node.value:
+            self.out.line(f"{head} {{{self.flow_entries(node)}}}", line, indent)
+            return
+        self.out.line(head + " {", line, indent)
+        for k, v in node.value:
+            if not self._is_kind(k, v):
+                self.entry(k, v, indent + "  ")
+        self.out.inside(node.end_mark.line + 1, key.start_mark.column + 1, indent + "  ")
+        self.out.line("}", None, indent)
+
+    def section_head(self, key, node) -> str:
+        kind = next((v.value for k, v in node.value if self._is_kind(k, v)), None)
+        return key.value + (f" {kind}" if kind else "")
+
+    @staticmethod
+    def _is_kind(k, v) -> bool:
+        return k.value == "kind" and isinstance(v, yaml.ScalarNode) and v.style in (None, "'") \
+            and bool(NAME.fullmatch(v.value)) and v.value not in KEYWORDS
+
+    def flow_entries(self, node) -> str:
+        parts = []
+        for k, v in node.value:
+            if self._is_kind(k, v):
+                continue
+            if isinstance(v, yaml.MappingNode):
+                parts.append(f"{self.section_head(k, v)} {{{self.flow_entries(v)}}}")
+            elif isinstance(v, yaml.SequenceNode) and v.value and all(isinstance(x, yaml.MappingNode) for x in v.value):
+                parts += [f"{self.section_head(k, x)} {{{self.flow_entries(x)}}}" for x in v.value]
+            else:
+                parts.append(f"{k.value} = {self.setting(v)}")
+        return f" {', '.join(parts)} " if parts else ""
+
+
+def _is_tensor_type(text: str) -> bool:
+    from ..frontend.parse import parse
+    from ..frontend.transform import to_ast
+    from ..frontend.unparse import expr
+
+    try:
+        e = to_ast(parse(text, "<value>", start="expr_line"), "<value>")
+    except Failed:
+        return False
+    return isinstance(e, A.TensorTypeExpr) and e.dtype is not None and expr(e) == text
+
+
+# ---- the command -------------------------------------------------------------------------
+def convert_text(text: str, file: str, to: str) -> str:
+    if file.endswith((".yaml", ".yml")):
+        text = to_dlspec(text, file)
+    return to_yaml(text, file) if to == "yaml" else format_text(text, file)
+
+
+def cmd_convert(args) -> int:
+    from ..frontend.load import load_text, read_source
+
+    if not os.path.isfile(args.spec):
+        raise UsageError(f"no such file: {args.spec}")
+    try:
+        text = read_source(args.spec)
+    except Failed as failed:
+        raise SpecError([failed.diagnostic]) from None
+    load_text(text, args.spec)  # a spec with errors is reported, not converted
+    out = convert_text(text, args.spec, args.to)
+    if args.out:
+        write_atomically(args.out, out)
+    else:
+        sys.stdout.write(out)
+    return 0

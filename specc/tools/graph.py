@@ -1,0 +1,253 @@
+"""`specc graph`: draw a model from its IR, torch-free.
+
+Layers are boxes labelled with their name and op; edges carry the shape of the tensor they
+move. Layer paths give the nesting (`layer1.0.conv1` sits in `layer1` and `layer1.0`): every
+named group (a block instance, a named list or repeat) is a cluster, labelled with its block
+where it is one. `--depth N` collapses everything nested deeper than N path components into one
+box per group. Output: Graphviz DOT (SVG/PNG through Graphviz's `dot` program) or a Mermaid
+flowchart for Markdown.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+from ..errors import Diagnostic, Failed, SpecError, UsageError
+
+
+@dataclass
+class Box:
+    id: str
+    label: tuple[str, ...]  # lines
+    kind: str  # "layer" | "group" | "input" | "output"
+    path: str = ""  # the layer path or group key ("" for inputs and outputs)
+    tooltip: str = ""
+
+
+@dataclass
+class Cluster:
+    path: str
+    label: str
+    boxes: list = field(default_factory=list)
+    children: dict = field(default_factory=dict)  # path -> Cluster
+
+
+@dataclass
+class Drawing:
+    name: str
+    root: Cluster
+    edges: list  # (from box id, to box id, label)
+
+
+def _shape(t) -> str:
+    text = str(t)
+    return text[len("float32"):] if text.startswith("float32[") else text
+
+
+def _prefixes(path: str) -> list[str]:
+    parts = path.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _blocks(graph) -> dict[str, str]:
+    """Group path -> block name, for the groups that are block instances.
+
+    A group is an instance of block B when the layers directly in it come from B while the layers
+    of the enclosing level do not (a named list inside a block shares the block's layers' `block`).
+    """
+    direct: dict[str, str | None] = {}
+    for path, layer in graph.layers.items():
+        parent = path.rpartition(".")[0]
+        direct.setdefault(parent, layer.block)
+    groups = {p for path in graph.layers for p in _prefixes(path)}
+    out = {}
+    for group in sorted(groups, key=lambda g: g.count(".")):
+        if group not in direct:
+            continue
+        outer = group.rpartition(".")[0]
+        while outer and outer not in direct:
+            outer = outer.rpartition(".")[0]
+        if direct[group] is not None and direct[group] != direct.get(outer):
+            out[group] = direct[group]
+    return out
+
+
+def drawing(graph, depth: int | None = None, output_names=()) -> Drawing:
+    """The boxes, clusters and edges of a model graph, with groups deeper than `depth` collapsed."""
+    blocks = _blocks(graph)
+    root = Cluster("", graph.name)
+
+    def cluster(path: str) -> Cluster:
+        node = root
+        for prefix in _prefixes(path + ".x") if path else []:
+            if prefix not in node.children:
+                label = prefix + (f": {blocks[prefix]}" if prefix in blocks else "")
+                node.children[prefix] = Cluster(prefix, label)
+            node = node.children[prefix]
+        return node
+
+    box_of: dict[str, str] = {}  # value id -> the box that makes it
+    for name in graph.inputs:
+        box = Box(f"in_{name}", (name, _shape(graph.values[name].type)), "input")
+        root.boxes.append(box)
+        box_of[name] = box.id
+    groups: dict[str, Box] = {}
+    edges: dict[tuple, None] = {}
+    for node in graph.nodes:
+        layer = graph.layers[node.layer]
+        parts = node.layer.split(".")
+        if depth is not None and len(parts) > depth:
+            key = ".".join(parts[:depth])
+            box = groups.get(key)
+            if box is None:
+                label = (key, blocks.get(key, "group"))
+                box = groups[key] = Box(f"group_{key.replace('.', '_')}", label, "group", key, key)
+                cluster(key.rpartition(".")[0]).boxes.append(box)
+        else:
+            auto = re.fullmatch(re.escape(layer.op.lower()) + r"_\d+", parts[-1])  # relu_0: just "ReLU"
+            label = (layer.op,) if auto else (parts[-1], layer.op)
+            box = Box(node.id, label, "layer", node.layer, f"{node.layer}: {layer.op}")
+            cluster(node.layer.rpartition(".")[0]).boxes.append(box)
+        for value in node.inputs:
+            if value in box_of and box_of[value] != box.id:
+                edges[(box_of[value], box.id, _shape(graph.values[value].type))] = None
+        for value in node.outputs:
+            box_of[value] = box.id
+    for i, value in enumerate(graph.outputs):
+        name = output_names[i] if i < len(output_names) else value
+        box = Box(f"out_{name}", (name,), "output")
+        root.boxes.append(box)
+        edges[(box_of[value], box.id, _shape(graph.values[value].type))] = None
+    return Drawing(graph.name, root, list(edges))
+
+
+# ---- Graphviz DOT -------------------------------------------------------------------------
+STYLE = {
+    "layer": 'shape=box, style="rounded,filled", fillcolor="#e8f0fe"',
+    "group": 'shape=box3d, style="filled", fillcolor="#d2e3fc"',
+    "input": 'shape=ellipse, style="filled", fillcolor="#fef7e0"',
+    "output": 'shape=ellipse, style="filled", fillcolor="#e6f4ea"',
+}
+
+
+def _q(text: str) -> str:
+    """A DOT quoted string."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def to_dot(d: Drawing) -> str:
+    lines = [f"digraph {_q(d.name)} {{",
+             '  graph [rankdir=TB, fontname="Helvetica", fontsize=11, labeljust=l];',
+             '  node [fontname="Helvetica", fontsize=10];',
+             '  edge [fontname="Helvetica", fontsize=9, color="#5f6368"];']
+
+    def emit(cluster: Cluster, indent: str) -> None:
+        for box in cluster.boxes:
+            tooltip = f", tooltip={_q(box.tooltip)}" if box.tooltip else ""
+            lines.append(f"{indent}{_q(box.id)} [label={_q(chr(10).join(box.label))}, {STYLE[box.kind]}{tooltip}];")
+        for child in cluster.children.values():
+            lines.append(f"{indent}subgraph {_q('cluster_' + child.path)} {{")
+            lines.append(f'{indent}  label={_q(child.label)}; style="rounded,dashed"; color="#9aa0a6";')
+            emit(child, indent + "  ")
+            lines.append(f"{indent}}}")
+
+    emit(d.root, "  ")
+    lines += [f"  {_q(a)} -> {_q(b)} [label={_q(label)}];" for a, b, label in d.edges]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+# ---- Mermaid ------------------------------------------------------------------------------
+MERMAID_SHAPE = {"layer": ('["', '"]'), "group": ('[["', '"]]'), "input": ('(["', '"])'), "output": ('(["', '"])')}
+
+
+def _m(text: str) -> str:
+    """Text for a quoted Mermaid label (quotes and angle brackets as entities)."""
+    return text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
+def to_mermaid(d: Drawing) -> str:
+    ids: dict[str, str] = {}
+
+    def mid(box_id: str) -> str:  # Mermaid ids: plain words, never a keyword such as `end`
+        return ids.setdefault(box_id, f"n{len(ids)}_" + re.sub(r"\W", "_", box_id))
+
+    lines = ["flowchart TD"]
+    count = [0]
+
+    def emit(cluster: Cluster, indent: str) -> None:
+        for box in cluster.boxes:
+            left, right = MERMAID_SHAPE[box.kind]
+            lines.append(f"{indent}{mid(box.id)}{left}{'<br/>'.join(map(_m, box.label))}{right}")
+        for child in cluster.children.values():
+            count[0] += 1
+            lines.append(f'{indent}subgraph g{count[0]}["{_m(child.label)}"]')
+            emit(child, indent + "  ")
+            lines.append(f"{indent}end")
+
+    emit(d.root, "  ")
+    lines += [f'  {mid(a)} -->|"{_m(label)}"| {mid(b)}' for a, b, label in d.edges]
+    return "\n".join(lines) + "\n"
+
+
+# ---- the command -------------------------------------------------------------------------
+def _load(path: str, model: str | None):
+    from ..frontend.load import load_file
+    from ..ir.build import build
+
+    if not os.path.isfile(path):
+        raise UsageError(f"no such file: {path}")
+    spec = load_file(path)
+    try:
+        graph, diagnostics = build(spec, model)
+    except Failed as failed:
+        raise SpecError([failed.diagnostic]) from None
+    if diagnostics:
+        raise SpecError(diagnostics)
+    if graph is None:
+        raise SpecError([Diagnostic("E0411", f"{path} defines no model (only blocks or constants)")])
+    return spec, graph
+
+
+def render(text: str, fmt: str) -> bytes:
+    """DOT -> SVG or PNG through Graphviz's `dot` (UsageError when it is not installed)."""
+    exe = shutil.which("dot")
+    if exe is None:
+        raise UsageError(f"--format {fmt} needs Graphviz's `dot` program: install Graphviz "
+                         "(apt-get install graphviz, brew install graphviz), or use --format dot or mermaid")
+    done = subprocess.run([exe, f"-T{fmt}"], input=text.encode(), capture_output=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"dot failed: {done.stderr.decode(errors='replace')}")
+    return done.stdout
+
+
+def cmd_graph(args) -> int:
+    from .fmt import write_atomically
+
+    if args.depth is not None and args.depth < 1:
+        raise UsageError("--depth must be at least 1")
+    if args.format == "png" and not args.out:
+        raise UsageError("--format png needs -o FILE")
+    spec, graph = _load(args.spec, args.model)
+    d = drawing(graph, args.depth, spec.models[graph.name].outputs)
+    if args.format == "mermaid":
+        data: bytes | str = to_mermaid(d)
+    elif args.format == "dot":
+        data = to_dot(d)
+    else:
+        data = render(to_dot(d), args.format)
+    if args.out:
+        if isinstance(data, str):
+            write_atomically(args.out, data)
+        else:
+            with open(args.out, "wb") as f:
+                f.write(data)
+    elif isinstance(data, bytes):
+        sys.stdout.buffer.write(data)
+    else:
+        sys.stdout.write(data)
+    return 0

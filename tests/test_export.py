@@ -1,0 +1,341 @@
+"""specc's exporters: names, dynamic dims, verification failures, atomic artifacts, the CLI.
+
+The per-spec exports (every spec in specs/ to onnx and pt2, aoti for two) are in
+tests/test_export_specs.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+import numpy as np  # noqa: E402
+
+import specc  # noqa: E402
+from specc.cli import main  # noqa: E402
+from specc.errors import UsageError  # noqa: E402
+from specc.exporters import ExportError, export_targets, get  # noqa: E402
+from specc.exporters import onnx as onnx_exporter  # noqa: E402
+from specc.exporters import pt2 as pt2_exporter  # noqa: E402
+from specc.exporters.quiet import reason  # noqa: E402
+from specc.exporters.samples import embedding_limit, make_samples, signature  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS = ROOT / "specs" / "digits_cnn.dlspec"
+FAST = {"latency_batch_sizes": ()}  # most tests need no latency figures
+
+# two inputs (token ids and features) and two outputs whose names are not the layers' ids
+TINY = """\
+spec 1
+
+model Tiny(vocab = 37) {
+  input tokens: int64[N, T]
+  input extra: float32[N, 4]
+
+  pooled = tokens |> emb: Embedding(vocab, 16) |> Mean(dim = 1)
+  joined = Concat(pooled, extra, dim = 1)
+  scores = joined |> fc: Linear(3)
+  gate = joined |> gate_fc: Linear(1) |> Sigmoid
+
+  output scores, gate
+}
+"""
+
+
+def write_spec(folder: Path, text: str, name: str = "tiny.dlspec") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Every file or folder an export left in `folder`, hidden staging folders included."""
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return specc.compile(write_spec(tmp_path_factory.mktemp("tiny"), TINY))
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tiny, tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny_onnx") / "model.onnx"
+    return tiny.export("onnx", path, batch_sizes=[1, 7], latency_batch_sizes=(1,))
+
+
+# ---------------------------------------------------------------- registry and options
+
+def test_an_unknown_target_suggests_the_closest():
+    with pytest.raises(UsageError, match=r"unknown export target `onx`; did you mean `onnx`\?"):
+        get("onx")
+    with pytest.raises(UsageError, match="targets: onnx, pt2, aoti, tensorrt"):
+        get("tflite")
+
+
+def test_unknown_targets_fail_before_any_work(tiny, tmp_path):
+    with pytest.raises(UsageError, match="did you mean `pt2`"):
+        export_targets(tiny, ["onnx", "pt3"], tmp_path)
+    assert leftovers(tmp_path) == []
+
+
+def test_options_are_checked(tiny, tmp_path):
+    with pytest.raises(UsageError, match="unknown option.*opsett"):
+        tiny.export("onnx", tmp_path / "m.onnx", opsett=18)
+    with pytest.raises(UsageError, match="opset"):
+        tiny.export("onnx", tmp_path / "m.onnx", opset=99)
+
+
+# ---------------------------------------------------------------- samples
+
+def test_samples_respect_embedding_ranges_and_vary_the_other_symbols(tiny):
+    sig = signature(tiny)
+    assert sig.input_names == ["tokens", "extra"] and sig.output_names == ["scores", "gate"]
+    assert sig.symbols == ("N", "T")
+    assert embedding_limit(tiny.ir, "tokens") == 37
+    samples = make_samples(tiny, tiny.model.eval(), sig, [2, 7], seed=0)
+    assert [s.dims for s in samples] == [{"N": 2, "T": 8}, {"N": 7, "T": 11}]
+    tokens = samples[1].inputs[0]
+    assert tokens.dtype == torch.int64 and tokens.shape == (7, 11)
+    assert 0 <= int(tokens.min()) and int(tokens.max()) < 37
+    again = make_samples(tiny, tiny.model, sig, [2, 7], seed=0)
+    assert torch.equal(again[1].inputs[1], samples[1].inputs[1])  # a fixed seed
+
+
+# ---------------------------------------------------------------- onnx
+
+def test_onnx_names_are_the_specs(tiny_onnx):
+    import onnx
+
+    proto = onnx.load(str(tiny_onnx.path))
+    assert [i.name for i in proto.graph.input] == ["tokens", "extra"]
+    assert [o.name for o in proto.graph.output] == ["scores", "gate"]
+    dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input]
+    assert dims == [["N", "T"], ["N", 4]]
+    assert proto.opset_import[0].version == 18
+
+
+def test_onnx_dynamic_batch_runs_in_onnxruntime_at_batch_1_and_7(tiny, tiny_onnx):
+    sess = onnx_exporter.session(tiny_onnx.path)
+    model = tiny.model.eval()
+    for batch, length in ((1, 5), (7, 13)):
+        tokens = torch.randint(0, 37, (batch, length))
+        extra = torch.randn(batch, 4)
+        scores, gate = sess.run(None, {"tokens": tokens.numpy(), "extra": extra.numpy()})
+        with torch.no_grad():
+            want = model(tokens, extra)
+        assert scores.shape == (batch, 3) and gate.shape == (batch, 1)
+        np.testing.assert_allclose(scores, want[0].numpy(), atol=1e-5, rtol=1e-4)
+        np.testing.assert_allclose(gate, want[1].numpy(), atol=1e-5, rtol=1e-4)
+    assert tiny_onnx.verification.batch_sizes == (1, 7)
+    assert tiny_onnx.verification.passed
+
+
+def test_the_manifest_describes_the_artifact(tiny, tiny_onnx):
+    manifest = json.loads(tiny_onnx.manifest.read_text())
+    assert tiny_onnx.manifest.name == "model.onnx.manifest.json"
+    assert manifest["format"] == "specc-export-manifest/1"
+    assert manifest["spec"]["content_hash"] == tiny.spec.content_hash
+    assert manifest["spec"]["model"] == "Tiny"
+    assert set(manifest["versions"]) >= {"specc", "torch", "onnx", "onnxruntime"}
+    assert manifest["inputs"] == [{"name": "tokens", "dtype": "int64", "shape": ["N", "T"]},
+                                  {"name": "extra", "dtype": "float32", "shape": ["N", 4]}]
+    assert manifest["outputs"] == [{"name": "scores", "dtype": "float32", "shape": ["N", 3]},
+                                   {"name": "gate", "dtype": "float32", "shape": ["N", 1]}]
+    check = manifest["verification"]
+    assert check["passed"] and check["atol"] == 1e-4 and check["rtol"] == 1e-3 and check["batch_sizes"] == [1, 7]
+    assert set(check["outputs"]) == {"scores", "gate"}
+    assert all(o["max_abs_error"] <= 1e-4 for o in check["outputs"].values())
+    lat = manifest["latency_ms"]["batch_1"]
+    assert lat["artifact_ms"] > 0 and lat["eager_ms"] > 0
+    assert manifest["export_seconds"] > 0
+    assert manifest["files"][0]["name"] == "model.onnx" and len(manifest["files"][0]["sha256"]) == 64
+
+
+def test_large_weights_go_to_external_data(tiny, tmp_path):
+    result = tiny.export("onnx", tmp_path / "model.onnx", external_data=True, **FAST)
+    assert leftovers(tmp_path) == ["model.onnx", "model.onnx.data", "model.onnx.manifest.json"]
+    assert result.verification.passed
+    assert json.loads(result.manifest.read_text())["export"]["external_data"] is True
+
+
+def test_an_opset_the_converter_cannot_reach_is_an_error(tiny, tmp_path):
+    with pytest.raises(ExportError, match="opset 18 model, not the requested opset 13") as err:
+        tiny.export("onnx", tmp_path / "model.onnx", opset=13, **FAST)
+    assert err.value.code == "E0801"
+    assert leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------- failures leave nothing behind
+
+def test_tolerance_zero_fails_with_the_max_error_through_the_cli(tmp_path, capsys):
+    spec = write_spec(tmp_path, DIGITS.read_text().replace("onnx { opset = 18 }",
+                                                           "onnx { opset = 18, atol = 0, rtol = 0 }"), "digits.dlspec")
+    out = tmp_path / "out"
+    assert main(["build", str(spec), "-o", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert "onnx: FAILED error[E0802]" in text and "max abs error" in text and "no artifact written" in text
+    assert leftovers(out) == ["model.safetensors"]
+
+
+def test_a_garbage_artifact_fails_and_leaves_nothing(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_exporter, "_save", lambda program, path, external: Path(path).write_bytes(b"garbage"))
+    with pytest.raises(ExportError, match="the onnx artifact does not load back") as err:
+        tiny.export("onnx", tmp_path / "model.onnx", **FAST)
+    assert err.value.code == "E0802"
+    assert leftovers(tmp_path) == []
+
+
+def test_corrupted_weights_fail_with_the_max_error(tiny, tmp_path, monkeypatch):
+    save = pt2_exporter._save
+
+    def corrupt(ep, path):  # a loadable artifact whose weights are off
+        with torch.no_grad():
+            ep.state_dict["fc.weight"].add_(0.5)
+        save(ep, path)
+    monkeypatch.setattr(pt2_exporter, "_save", corrupt)
+    with pytest.raises(ExportError, match=r"`scores` max abs error [0-9.e+-]+, max rel error") as err:
+        tiny.export("pt2", tmp_path / "model.pt2", **FAST)
+    assert err.value.code == "E0802" and "`gate`" not in err.value.message
+    assert leftovers(tmp_path) == []
+
+
+def test_a_failed_target_removes_the_stale_artifact_of_an_earlier_build(tiny, tmp_path, monkeypatch, capsys):
+    assert export_targets(tiny, ["pt2"], tmp_path, options={"pt2": FAST}) == 0
+    assert leftovers(tmp_path) == ["model.pt2", "model.pt2.manifest.json"]
+    monkeypatch.setattr(pt2_exporter, "_save", lambda ep, path: Path(path).write_bytes(b"garbage"))
+    assert export_targets(tiny, ["pt2"], tmp_path, options={"pt2": FAST}) == 1
+    assert "(the one from an earlier build was removed)" in capsys.readouterr().out
+    assert leftovers(tmp_path) == []
+
+
+def test_an_exporter_crash_is_told_in_one_paragraph(tiny, tmp_path, monkeypatch, capsys):
+    def crash(job):
+        try:
+            raise KeyError("aten::frobnicate")
+        except KeyError as inner:
+            raise RuntimeError("Failed to export the model.\n\n" + "x\n" * 200) from inner
+    monkeypatch.setattr(onnx_exporter, "convert", crash)
+    assert export_targets(tiny, ["onnx"], tmp_path) == 1
+    out = capsys.readouterr().out.strip()
+    assert out.count("\n") == 0 and len(out) < 900
+    assert "onnx export failed: KeyError: 'aten::frobnicate'" in out
+    assert leftovers(tmp_path) == []
+
+
+def test_reason_takes_torch_onnx_exception_summary():
+    err = RuntimeError("Failed to export the model with torch.export. \x1b[96mThis is step 1/3\x1b[0m\n"
+                       "- Modify the model code\n\n## Exception summary\n\n<class 'ValueError'>: T is 8\n"
+                       "\n(Refer to the full stack trace above for more information.)")
+    assert reason(err) == "RuntimeError: T is 8"
+
+
+# ---------------------------------------------------------------- quiet, weights, CLI
+
+@pytest.mark.filterwarnings("ignore")  # verbose lets the exporters' own warnings through, as it should
+def test_exporters_are_quiet_unless_verbose(tiny, tmp_path, capfd):
+    tiny.export("onnx", tmp_path / "a.onnx", **FAST)
+    captured = capfd.readouterr()
+    assert "[torch.onnx]" not in captured.out + captured.err
+    tiny.export("onnx", tmp_path / "b.onnx", verbose=True, **FAST)
+    captured = capfd.readouterr()
+    assert "[torch.onnx]" in captured.out + captured.err
+
+
+def test_cli_build_exports_onnx_with_its_manifest(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["build", str(DIGITS), "--export", "onnx", "-o", str(out)]) == 0
+    assert leftovers(out) == ["model.onnx", "model.onnx.manifest.json", "model.safetensors"]
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("onnx:")]
+    assert len(line) == 1 and "verified at batch 2,7" in line[0] and "logits max abs err" in line[0]
+    manifest = json.loads((out / "model.onnx.manifest.json").read_text())
+    assert manifest["target"] == "onnx" and manifest["artifact"] == "model.onnx"
+    assert manifest["spec"]["content_hash"] == specc.load(DIGITS).content_hash
+    assert manifest["inputs"] == [{"name": "image", "dtype": "float32", "shape": ["N", 1, 8, 8]}]
+    assert manifest["outputs"] == [{"name": "logits", "dtype": "float32", "shape": ["N", 10]}]
+    assert manifest["verification"]["passed"] and manifest["verification"]["batch_sizes"] == [2, 7]
+    assert set(manifest["latency_ms"]) == {"batch_1", "batch_32"}
+    assert all(v["artifact_ms"] > 0 and v["eager_ms"] > 0 for v in manifest["latency_ms"].values())
+    assert manifest["export_seconds"] > 0
+    assert manifest["versions"]["onnxruntime"]
+
+
+def test_cli_build_exports_the_weights_given(tmp_path):
+    from safetensors.torch import save_model
+
+    model = specc.compile(DIGITS).model
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.25)
+    weights = tmp_path / "trained.safetensors"
+    save_model(model, str(weights))
+    out = tmp_path / "out"
+    assert main(["build", str(DIGITS), "--export", "onnx", "-o", str(out), "--weights", str(weights)]) == 0
+    x = torch.randn(3, 1, 8, 8)
+    got = onnx_exporter.session(out / "model.onnx").run(None, {"image": x.numpy()})[0]
+    with torch.no_grad():
+        want = model.eval()(x).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # importing torch.compile's internals
+def test_exporting_a_torch_compiled_module_exports_the_module_inside(tmp_path):
+    compiled = specc.compile(DIGITS, compile=True)
+    result = compiled.export("onnx", tmp_path / "model.onnx", **FAST)
+    assert result.verification.passed
+
+
+# ---------------------------------------------------------------- tensorrt
+
+def _tensorrt_ready() -> bool:
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import torch_tensorrt  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_tensorrt_ready(), reason="this machine has CUDA and torch_tensorrt")
+def test_tensorrt_without_gpu_or_package_says_what_is_missing_in_one_sentence(tmp_path, capsys):
+    assert main(["build", str(DIGITS), "--export", "tensorrt", "-o", str(tmp_path)]) == 1
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("tensorrt:")]
+    assert len(line) == 1 and "error[E0803]: the tensorrt target needs" in line[0]
+    assert line[0].count(". ") == 0
+    assert not (tmp_path / "model.trt.ep").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _tensorrt_ready(), reason="needs an NVIDIA GPU and torch_tensorrt")
+def test_tensorrt_exports_and_verifies(tmp_path):
+    compiled = specc.compile(DIGITS)
+    result = compiled.export("tensorrt", tmp_path / "model.trt.ep", batch_sizes=[1, 7])
+    assert result.verification.passed
+    assert json.loads(result.manifest.read_text())["versions"]["torch_tensorrt"]
+
+
+# ---------------------------------------------------------------- torch.compile
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # importing torch.compile's internals
+def test_compile_true_returns_a_torch_compiled_module_that_matches_eager():
+    compiled = specc.compile(DIGITS, compile=True)
+    assert isinstance(compiled.model, torch._dynamo.eval_frame.OptimizedModule)
+    eager = compiled.model._orig_mod  # the fx GraphModule torch.compile wraps
+    compiled.model.eval()
+    for batch in (4, 9):
+        x = torch.randn(batch, 1, 8, 8)
+        with torch.no_grad():
+            torch.testing.assert_close(compiled.model(x), eager(x), atol=1e-5, rtol=1e-4)
+
+
+def test_no_staging_folder_survives_an_export(tiny, tmp_path):
+    tiny.export("pt2", tmp_path / "model.pt2", **FAST)
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
