@@ -1,0 +1,146 @@
+"""Checkpoints: atomic, plain (tensors and Python values only), enough to resume exactly.
+
+A checkpoint holds the model, optimizer, scheduler and grad-scaler states, every RNG state
+(torch, CUDA/MPS, numpy, Python; one set per rank) and the position (epoch, next batch,
+optimizer step). The data order is a function of (seed, epoch), so nothing else is needed to
+continue mid-epoch. Files are written to a temp file, fsynced and renamed over the target, so
+a crash (or SIGKILL) never leaves a half-written checkpoint, and they load with
+`torch.load(weights_only=True)`.
+
+    OUT/checkpoints/step-00000120.pt   the last `keep_last` positions
+    OUT/checkpoints/best.pt            the weights with the best monitored value (and its metrics)
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..io import atomic_path
+
+FORMAT = 1
+STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a run continues: in `epoch` (0-based) at batch `batch`, after `step` optimizer steps."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+
+
+def save(path: Path, state: dict) -> None:
+    tmp = atomic_path(path)
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load(path: Path) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a specc training checkpoint (format {FORMAT})")
+    return state
+
+
+class Checkpoints:
+    """The checkpoint folder of a run: numbered positions (keep the last N) and the best weights."""
+
+    def __init__(self, run_dir: Path, keep_last: int):
+        self.dir = Path(run_dir) / "checkpoints"
+        self.keep_last = keep_last
+
+    def steps(self) -> list[Path]:
+        if not self.dir.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.dir.iterdir() if (m := STEP_FILE.match(p.name))]
+        return [p for _, p in sorted(found)]
+
+    def latest(self) -> Path | None:
+        steps = self.steps()
+        return steps[-1] if steps else None
+
+    @property
+    def best_path(self) -> Path:
+        return self.dir / "best.pt"
+
+    def save_position(self, state: dict, step: int) -> Path:
+        path = self.dir / f"step-{step:08d}.pt"
+        save(path, state)
+        for old in self.steps()[:-self.keep_last]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def save_best(self, model_state: dict, info: dict) -> Path:
+        save(self.best_path, {"format": FORMAT, "model": model_state, **info})
+        return self.best_path
+
+    def clear(self) -> None:
+        for path in self.steps() + [self.best_path]:
+            path.unlink(missing_ok=True)
+
+
+def position_from(state: dict) -> Position:
+    return Position(**state["position"])
+
+
+# ---- RNG states ------------------------------------------------------------------------------
+def rng_state() -> dict:
+    np_kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": str(np_kind), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": _python_state(random.getstate()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if hasattr(torch, "mps") and torch.backends.mps.is_available():
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    random.setstate(_python_tuple(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "mps" in state and hasattr(torch, "mps") and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(state["mps"])
+
+
+def _python_state(state: tuple) -> dict:
+    version, internal, gauss = state
+    return {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss}
+
+
+def _python_tuple(state: dict) -> tuple:
+    return state["version"], tuple(state["internal"].tolist()), state["gauss"]

@@ -1,0 +1,56 @@
+"""`specc train SPEC [--out DIR] [--resume] [--nproc N] [--set key=value]... [--export TARGET]...`
+
+Loads the spec, applies the `--set` overrides, checks the plan (every problem located, before
+anything runs), trains (here, under torchrun for --nproc N, or on Lightning), then exports the
+trained weights to the `--export` targets or the spec's export section, each one verified.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import Diagnostic, SpecError
+
+
+def cmd_train(args) -> int:
+    import specc
+
+    from ..compiled import load_spec
+    from . import distributed, overrides
+    from .trainer import train
+
+    spec = overrides.apply(load_spec(args.spec), overrides.parse_sets(args.overrides))
+    if spec.train is None:
+        raise SpecError([Diagnostic("E0701", f"{args.spec} has no train section",
+                                    help="add one: train { data digits {} loss cross_entropy {} }")])
+    compiled = specc.compile(spec)
+    compiled.plan  # the plan is checked here, in every process, before anything starts  # noqa: B018
+    out = Path(args.out or Path("runs") / Path(args.spec).stem)
+    if args.nproc > 1 and not distributed.launched() and spec.train.engine == "specc":
+        return distributed.relaunch(args.nproc, _argv(args, out))
+    train(compiled, out_dir=out, resume=args.resume, nproc=args.nproc)
+    if not distributed.is_main_process():
+        return 0
+    return _export(compiled, spec, args.export, out)
+
+
+def _argv(args, out: Path) -> list[str]:
+    """This command again, for each process torchrun starts."""
+    argv = ["train", str(args.spec), "--out", str(out)]
+    argv += ["--resume"] if args.resume else []
+    for text in args.overrides:
+        argv += ["--set", text]
+    for target in args.export:
+        argv += ["--export", target]
+    return argv
+
+
+def _export(compiled, spec, requested: list[str], out: Path) -> int:
+    targets = list(dict.fromkeys(list(requested) + list(spec.export.targets() if spec.export else [])))
+    if not targets:
+        return 0
+    from ..exporters import export_targets
+
+    compiled.model.cpu().eval()
+    print(f"exporting the trained weights: {', '.join(targets)}", file=sys.stderr)
+    return export_targets(compiled, targets, out, verbose=False)

@@ -1,0 +1,567 @@
+"""Data sources: probed before training (torch-free), then loaded into memory as tensors.
+
+`probe_data` checks a `data` section against the model's inputs and the declared targets
+without reading whole files: files exist, CSV headers have the columns, array headers have
+shapes and dtypes that fit. `load_data` then reads everything into tensors of the declared
+dtypes and shapes, splits train/val with `data.seed`, and normalises float inputs.
+
+Sources: `digits` (scikit-learn's bundled 8x8 digits, offline), `synthetic` (random tensors
+shaped from the model), `npz` / `npy` (arrays by key / file), `csv` (columns -> inputs and
+targets). Relative paths are resolved against the spec file's folder.
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import Diagnostic, SpecError
+from ..ir import dims as D
+from ..ir.types import FLOAT_DTYPES, INT_DTYPES, TensorType
+from ..source import SourceSpan, register_source
+
+DIGITS_PIXELS = 64
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A named tensor the data provides: a model input or a declared target."""
+
+    name: str
+    type: TensorType
+
+
+@dataclass(frozen=True)
+class Field:
+    """Where one slot's values come from: an array key, a .npy file, CSV columns, or generated."""
+
+    slot: Slot
+    role: str  # input | target
+    source: tuple = ()  # npz: (key,); npy: (file,); csv: column names; synthetic: (high,) for ints
+    loss: str | None = None  # the loss this target feeds (synthetic data draws fitting values)
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    config: object  # the data section (schema model)
+    fields: tuple[Field, ...]
+    path: Path | None = None
+    val_path: Path | None = None
+    dims: tuple[tuple[str, int], ...] = ()  # synthetic: sizes of symbols other than the batch dim
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind
+
+    @property
+    def has_val(self) -> bool:
+        return self.val_path is not None or self.config.val_fraction > 0
+
+
+@dataclass(frozen=True)
+class Split:
+    """Samples in memory: one tensor per slot, all with the same first dimension."""
+
+    tensors: dict  # slot name -> torch.Tensor
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values()))) if self.tensors else 0
+
+
+@dataclass(frozen=True)
+class Dataset:
+    train: Split
+    val: Split | None
+    normalization: dict  # input -> {"mean": tensor, "std": tensor} (or {"scale": float})
+
+
+# ---- probing -------------------------------------------------------------------------------------
+class _Probe:
+    def __init__(self, cfg, base: Path, inputs, targets, target_losses: dict, ir, span_of: Callable):
+        self.cfg, self.base, self.ir = cfg, base, ir
+        self.inputs, self.targets = tuple(inputs), tuple(targets)
+        self.target_losses = target_losses  # target -> (loss kind, classes or None)
+        self.span_of = span_of
+        self.diagnostics: list[Diagnostic] = []
+
+    def error(self, message: str, *path, label: str = "", help: str | None = None, code: str = "E0702"):
+        self.diagnostics.append(Diagnostic(code, message, self.span_of(*path), label=label, help=help))
+
+    def resolve(self, text: str | None) -> Path | None:
+        if text is None:
+            return None
+        p = Path(text).expanduser()
+        return p if p.is_absolute() else self.base / p
+
+    def existing(self, text: str | None, *path, what: str = "file") -> Path | None:
+        p = self.resolve(text)
+        if p is None:
+            return None
+        if not p.exists():
+            self.error(f"data {what} not found: {p}", *path, label="no such file",
+                       help="relative paths are resolved against the spec file's folder")
+            return None
+        return p
+
+    def run(self) -> DataPlan | None:
+        kind = self.cfg.kind
+        plan = {"digits": self.digits, "synthetic": self.synthetic, "npz": self.arrays, "npy": self.arrays,
+                "csv": self.csv}[kind]()
+        self._normalize()
+        return None if self.diagnostics else plan
+
+    def _normalize(self) -> None:
+        norm = self.cfg.normalize
+        if norm is None:
+            return
+        if norm.kind == "scale" and norm.scale is None:
+            self.error("normalize scale needs `scale` (e.g. scale = 0.0625)", "normalize", label="missing scale")
+        if norm.kind == "fixed" and (norm.mean is None or norm.std is None):
+            self.error("normalize fixed needs `mean` and `std`", "normalize", label="missing mean/std")
+        if norm.kind == "fixed" and norm.std is not None and norm.std <= 0:
+            self.error("normalize std must be positive", "normalize", "std", label="not positive")
+
+    # -- digits
+    def digits(self) -> DataPlan | None:
+        image = self._one(self.inputs, self.cfg.input, "input", "input")
+        label = self._one(self.targets, self.cfg.target, "target", "target")
+        if image is None or label is None:
+            return None
+        t = image.type
+        if t.dtype not in FLOAT_DTYPES or _per_sample(t) != DIGITS_PIXELS:
+            self.error(f"digits are 8x8 float images, but input `{image.name}` is {t}", label="does not fit",
+                       help="declare the input as float32[N, 1, 8, 8] (or float32[N, 64])")
+        lt = label.type
+        if lt.dtype not in INT_DTYPES or _per_sample(lt) != 1:
+            self.error(f"digits labels are class indices, but target `{label.name}` is {lt}", label="does not fit",
+                       help=f"declare it as `{label.name} = int64[N]`")
+        fields = (Field(image, "input", ("images",)), Field(label, "target", ("labels",)))
+        return DataPlan(self.cfg, fields)
+
+    def _one(self, slots, name, what: str, key: str) -> Slot | None:
+        names = [s.name for s in slots]
+        if name is not None:
+            if name in names:
+                return slots[names.index(name)]
+            self.error(f"`{name}` is not a model {what}" if what == "input" else f"target `{name}` is not declared",
+                       key, label=f"unknown {what}", help=_did_you_mean(name, names))
+            return None
+        if len(slots) == 1:
+            return slots[0]
+        if not slots:
+            self.error("the data gives labels but no target is declared", label="no target",
+                       help="declare one: targets { label = int64[N] }")
+        else:
+            self.error(f"the model has several {what}s ({', '.join(names)}): name the one for the data",
+                       label=f"which {what}?", help=f"add `{key} = {names[0]}`")
+        return None
+
+    # -- synthetic
+    def synthetic(self) -> DataPlan | None:
+        env = dict(self.cfg.dims)
+        fields = []
+        for role, slots in (("input", self.inputs), ("target", self.targets)):
+            for slot in slots:
+                missing = sorted(s for d in slot.type.shape[1:] if not D.is_static(d) for s in d.symbols
+                                 if s not in env)
+                if missing:
+                    self.error(f"synthetic data needs a size for `{missing[0]}` ({role} `{slot.name}` is {slot.type})",
+                               label="size unknown", help=f"add `dims {{ {missing[0]} = 32 }}` to the data section")
+                    continue
+                fields.append(Field(slot, role, (self._int_high(slot, role),), self._loss_of(slot, role)))
+        return DataPlan(self.cfg, tuple(fields), dims=tuple(sorted(env.items())))
+
+    def _loss_of(self, slot: Slot, role: str) -> str | None:
+        return self.target_losses.get(slot.name, (None, None))[0] if role == "target" else None
+
+    def _int_high(self, slot: Slot, role: str) -> int:
+        """Exclusive upper bound for synthetic integers: class counts, embedding sizes."""
+        if role == "target":
+            classes = self.target_losses.get(slot.name, (None, None))[1]
+            return classes or self.cfg.classes
+        sizes = [getattr(self.ir.layers[n.layer].params, "num_embeddings", None)
+                 for n in self.ir.nodes if slot.name in n.inputs]
+        sizes = [s for s in sizes if isinstance(s, int)]
+        return min(sizes) if sizes else self.cfg.classes
+
+    # -- npz / npy
+    def arrays(self) -> DataPlan | None:
+        cfg = self.cfg
+        self._unknown_names(cfg.inputs, self.inputs, "inputs", "input")
+        self._unknown_names(cfg.targets, self.targets, "targets", "target")
+        if cfg.kind == "npz" and cfg.path is None:
+            self.error("npz data needs `path` (the .npz file)", label="missing path")
+            return None
+        path = self.existing(cfg.path, "path", what="file" if cfg.kind == "npz" else "folder")
+        val_path = self.existing(cfg.val_path, "val_path")
+        if cfg.path is not None and path is None:
+            return None
+        fields = []
+        for role, slots, mapping in (("input", self.inputs, cfg.inputs), ("target", self.targets, cfg.targets)):
+            for slot in slots:
+                ref = mapping.get(slot.name, slot.name)
+                fields.append(Field(slot, role, (ref,)))
+        for f in fields:
+            self._probe_array(f, path, "main")
+            if val_path is not None:
+                self._probe_array(f, val_path, "val")
+        return DataPlan(cfg, tuple(fields), path, val_path)
+
+    def _unknown_names(self, mapping: dict, slots, key: str, what: str) -> None:
+        names = [s.name for s in slots]
+        for name in mapping:
+            if name not in names:
+                self.error(f"`{name}` is not a model {what}" if what == "input" else f"target `{name}` is not declared",
+                           key, name, label=f"unknown {what}", help=_did_you_mean(name, names))
+
+    def _probe_array(self, f: Field, path: Path | None, which: str) -> None:
+        mapping = "inputs" if f.role == "input" else "targets"
+        try:
+            shape, dtype, where = _array_header(self.cfg.kind, path or self.base, f.source[0])
+        except FileNotFoundError as err:
+            self.error(f"no data for {f.role} `{f.slot.name}`: {err}", mapping, f.slot.name,
+                       label="not found", help=f"map it: {mapping} {{ {f.slot.name} = \"...\" }}")
+            return
+        except (OSError, ValueError, zipfile.BadZipFile) as err:
+            self.error(f"cannot read {path}: {err}", "path", label="unreadable")
+            return
+        problem = fit_array(shape, dtype.kind, f.slot.type)
+        if problem:
+            self.error(f"{where} {problem}", mapping, f.slot.name, label="does not fit")
+
+    # -- csv
+    def csv(self) -> DataPlan | None:
+        cfg = self.cfg
+        self._unknown_names(cfg.inputs, self.inputs, "inputs", "input")
+        self._unknown_names(cfg.targets, self.targets, "targets", "target")
+        path = self.existing(cfg.path, "path")
+        val_path = self.existing(cfg.val_path, "val_path")
+        if path is None:
+            return None
+        header = self._header(path)
+        if header is None:
+            return None
+        if val_path is not None:
+            val_header = self._header(val_path)
+            if val_header is not None and val_header != header:
+                self.error(f"{val_path} has other columns than {path}", "val_path", label="different header")
+        fields = self._csv_fields(header, path)
+        return DataPlan(cfg, fields, path, val_path) if fields is not None else None
+
+    def _header(self, path: Path) -> list[str] | None:
+        try:
+            with open(path, newline="", encoding="utf-8") as fh:
+                row = next(csv.reader(fh, delimiter=self.cfg.delimiter), None)
+        except (OSError, UnicodeDecodeError, csv.Error) as err:
+            self.error(f"cannot read {path}: {err}", "path", label="unreadable")
+            return None
+        if not row:
+            self.error(f"{path} is empty: a CSV needs a header row", "path", label="empty file")
+            return None
+        return [c.strip() for c in row]
+
+    def _csv_fields(self, header: list[str], path: Path) -> tuple[Field, ...] | None:
+        cfg, fields, ok = self.cfg, [], True
+        used = set(cfg.targets.values())
+        for cols in cfg.inputs.values():
+            if cols != "*":
+                used |= {cols} if isinstance(cols, str) else set(cols)
+        for slot in self.targets:
+            col = cfg.targets.get(slot.name)
+            if col is None:
+                self.error(f"target `{slot.name}` has no column", "targets", label="unmapped",
+                           help=f"add `{slot.name} = \"COLUMN\"` to targets")
+                ok = False
+                continue
+            ok &= self._columns_exist([col], header, path, "targets", slot.name)
+            if _per_sample(slot.type) != 1:
+                self.error(f"a CSV column gives one value per row, but target `{slot.name}` is {slot.type}",
+                           "targets", slot.name, label="does not fit", help=f"declare it as {slot.type.dtype}[N]")
+                ok = False
+            fields.append(Field(slot, "target", (col,)))
+        for slot in self.inputs:
+            cols = cfg.inputs.get(slot.name)
+            if cols is None:
+                self.error(f"input `{slot.name}` has no columns", "inputs", label="unmapped",
+                           help=f"add `{slot.name} = [\"a\", \"b\"]` (or \"*\": all other columns) to inputs")
+                ok = False
+                continue
+            cols = [c for c in header if c not in used] if cols == "*" else ([cols] if isinstance(cols, str) else cols)
+            if not self._columns_exist(cols, header, path, "inputs", slot.name):
+                ok = False
+                continue
+            need = _per_sample(slot.type)
+            if need != len(cols):
+                self.error(f"input `{slot.name}` is {slot.type} ({need} values per row) but gets "
+                           f"{len(cols)} column{'s' if len(cols) != 1 else ''} of {path.name}",
+                           "inputs", slot.name, label="does not fit")
+                ok = False
+            fields.append(Field(slot, "input", tuple(cols)))
+        return tuple(fields) if ok else None
+
+    def _columns_exist(self, cols, header, path: Path, key: str, name: str) -> bool:
+        missing = [c for c in cols if c not in header]
+        for c in missing:
+            self.error(f"column `{c}` is not in {path.name}", key, name, label="no such column",
+                       help=_did_you_mean(c, header))
+        return not missing
+
+
+def probe_data(cfg, base: Path, inputs, targets, target_losses: dict, ir, span_of) -> tuple[DataPlan | None, list]:
+    probe = _Probe(cfg, base, inputs, targets, target_losses, ir, span_of)
+    plan = probe.run()
+    return plan, probe.diagnostics
+
+
+def fit_array(shape: tuple, dtype_kind: str, declared: TensorType) -> str | None:
+    """Why an array of `shape` cannot feed a slot of type `declared` (None when it can)."""
+    if dtype_kind not in "biuf":
+        return f"holds {_kind_name(dtype_kind)} values, not numbers"
+    if declared.dtype in INT_DTYPES and dtype_kind == "f":
+        return f"holds floats, but {declared} needs integers"
+    if len(shape) != declared.rank:
+        return f"has shape {list(shape)}, which does not fit {declared} (rank {len(shape)} vs {declared.rank})"
+    env = {}
+    for got, want in zip(shape, declared.shape):
+        if D.is_static(want):
+            if got != want:
+                return f"has shape {list(shape)}, which does not fit {declared}"
+        elif len(want.symbols) == 1 and want == D.Sym.var(next(iter(want.symbols))):
+            name = next(iter(want.symbols))
+            if env.setdefault(name, got) != got:
+                return f"has shape {list(shape)}: `{name}` would be both {env[name]} and {got}"
+    return None
+
+
+def _kind_name(kind: str) -> str:
+    return {"O": "Python object", "U": "text", "S": "byte-string", "c": "complex", "M": "date", "V": "raw"}.get(kind, kind)
+
+
+def _array_header(kind: str, where: Path, ref: str):
+    """(shape, dtype, description) of one array, read from its header only."""
+    import numpy as np
+
+    if kind == "npz":
+        with zipfile.ZipFile(where) as zf:
+            names = {n[:-4] if n.endswith(".npy") else n: n for n in zf.namelist()}
+            if ref not in names:
+                guess = difflib.get_close_matches(ref, list(names), n=1)
+                raise FileNotFoundError(f"{where.name} has no array `{ref}`"
+                                        + (f" (did you mean `{guess[0]}`?)" if guess else f"; it has {', '.join(names)}"))
+            with zf.open(names[ref]) as fh:
+                version = np.lib.format.read_magic(fh)
+                reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = reader(fh)
+        return tuple(shape), np.dtype(dtype), f"array `{ref}` in {where.name}"
+    path = _npy_path(where, ref)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    array = np.load(path, mmap_mode="r", allow_pickle=False)
+    return tuple(array.shape), array.dtype, f"{path.name}"
+
+
+def _npy_path(folder: Path, ref: str) -> Path:
+    p = Path(ref)
+    if p.suffix != ".npy":
+        p = p.with_name(p.name + ".npy")
+    return p if p.is_absolute() else folder / p
+
+
+def _per_sample(t: TensorType):
+    return D.prod(t.shape[1:])
+
+
+def _did_you_mean(name: str, choices) -> str | None:
+    guess = difflib.get_close_matches(str(name), list(choices), n=1)
+    if guess:
+        return f"did you mean `{guess[0]}`?"
+    return f"known: {', '.join(choices)}" if choices else None
+
+
+# ---- loading -----------------------------------------------------------------------------------
+def load_data(plan: DataPlan, spec_span: Callable) -> Dataset:
+    """Read the source into tensors of the declared types; split, then normalise float inputs."""
+    cfg = plan.config
+    everything = _read(plan, plan.path, spec_span)
+    if plan.val_path is not None:
+        train, val = Split(everything), Split(_read(plan, plan.val_path, spec_span))
+    else:
+        train, val = _split(Split(everything), cfg.val_fraction, cfg.seed, spec_span)
+    stats = _fit_normalization(plan, train)
+    return Dataset(_normalized(train, stats), _normalized(val, stats) if val is not None else None, stats)
+
+
+def _read(plan: DataPlan, path: Path | None, spec_span) -> dict:
+    reader = {"digits": _read_digits, "synthetic": _read_synthetic, "npz": _read_arrays, "npy": _read_arrays,
+              "csv": _read_csv}[plan.kind]
+    arrays = reader(plan, path, spec_span)
+    return {f.slot.name: _as_declared(arrays[f.slot.name], f.slot.type) for f in plan.fields}
+
+
+def _as_declared(array, t: TensorType):
+    """A tensor of the slot's dtype and shape. An array of the slot's rank keeps its sizes (the probe
+    checked them); flat rows (CSV columns, the 8x8 digit images) are reshaped to the static shape."""
+    import numpy as np
+    import torch
+
+    tensor = array if isinstance(array, torch.Tensor) else torch.as_tensor(np.ascontiguousarray(array))
+    shape = tensor.shape if tensor.dim() == t.rank else (len(tensor), *(int(d) for d in t.shape[1:]))
+    return tensor.to(getattr(torch, t.dtype)).reshape(shape).contiguous()
+
+
+def _read_digits(plan: DataPlan, path, spec_span) -> dict:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    image, label = (f.slot.name for f in plan.fields)
+    return {image: (digits.images / 16.0).astype("float32"), label: digits.target.astype("int64")}
+
+
+def _read_synthetic(plan: DataPlan, path, spec_span) -> dict:
+    import torch
+
+    cfg = plan.config
+    gen = torch.Generator().manual_seed(cfg.seed)
+    env = dict(plan.dims)
+    out = {}
+    for f in plan.fields:
+        t = f.slot.type
+        shape = (cfg.samples,) + tuple(D.substitute(d, env) for d in t.shape[1:])
+        if t.dtype in FLOAT_DTYPES:
+            values = torch.randn(shape, generator=gen)
+            if f.loss == "bce_with_logits":
+                values = (values > 0).float()
+        elif t.dtype == "bool":
+            values = torch.rand(shape, generator=gen) < 0.5
+        else:
+            values = torch.randint(0, f.source[0], shape, generator=gen)
+        out[f.slot.name] = values
+    return out
+
+
+def _read_arrays(plan: DataPlan, path: Path | None, spec_span) -> dict:
+    import numpy as np
+
+    folder = path or Path(".")
+    if plan.kind == "npz":
+        with np.load(folder, allow_pickle=False) as npz:
+            arrays = {f.slot.name: npz[f.source[0]] for f in plan.fields}
+    else:
+        arrays = {f.slot.name: np.load(_npy_path(folder, f.source[0]), allow_pickle=False) for f in plan.fields}
+    _same_length(arrays, folder, spec_span)
+    return arrays
+
+
+def _same_length(arrays: dict, where: Path, spec_span) -> None:
+    lengths = {name: len(a) for name, a in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        listing = ", ".join(f"{n}: {k}" for n, k in lengths.items())
+        raise SpecError([Diagnostic("E0702", f"the arrays in {where} have different numbers of samples ({listing})",
+                                    spec_span("data"), label="lengths differ")])
+
+
+def _read_csv(plan: DataPlan, path: Path, spec_span) -> dict:
+    import numpy as np
+
+    cfg = plan.config
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh, delimiter=cfg.delimiter))
+    header = [c.strip() for c in rows[0]]
+    where = {c: i for i, c in enumerate(header)}
+    body = [(n + 2, r) for n, r in enumerate(rows[1:]) if any(cell.strip() for cell in r)]
+    out = {}
+    for f in plan.fields:
+        cols = [where[c] for c in f.source]
+        values = np.empty((len(body), len(cols)), dtype="float64")
+        for i, (line, row) in enumerate(body):
+            for j, col in enumerate(cols):
+                values[i, j] = _cell(row, col, line, path, header[col], cfg.delimiter)
+        if f.slot.type.dtype in INT_DTYPES:
+            _integral(values, body, cols, path, header, cfg.delimiter)
+        out[f.slot.name] = values if f.role == "input" else values[:, 0]
+    return out
+
+
+def _cell(row, col: int, line: int, path: Path, name: str, delimiter: str) -> float:
+    try:
+        return float(row[col])
+    except (ValueError, IndexError):
+        text = row[col] if col < len(row) else ""
+        raise SpecError([Diagnostic("E0702", f"column `{name}` of {path.name} has a non-number "
+                                    f"{text!r} on line {line}", _cell_span(path, row, col, line, delimiter),
+                                    label="not a number")]) from None
+
+
+def _integral(values, body, cols, path: Path, header, delimiter: str) -> None:
+    import numpy as np
+
+    bad = np.argwhere(values != np.round(values))
+    if len(bad):
+        i, j = bad[0]
+        line, row = body[i]
+        raise SpecError([Diagnostic("E0702", f"column `{header[cols[j]]}` of {path.name} feeds an integer target "
+                                    f"but has {row[cols[j]]!r} on line {line}",
+                                    _cell_span(path, row, cols[j], line, delimiter), label="not a whole number")])
+
+
+def _cell_span(path: Path, row, col: int, line: int, delimiter: str) -> SourceSpan:
+    register_source(str(path), path.read_text(encoding="utf-8"))
+    start = sum(len(c) + len(delimiter) for c in row[:col]) + 1
+    width = len(row[col]) if col < len(row) else 1
+    return SourceSpan(str(path), line, start, line, start + max(1, width))
+
+
+# ---- split and normalisation ----------------------------------------------------------------
+def _split(data: Split, fraction: float, seed: int, spec_span) -> tuple[Split, Split | None]:
+    import torch
+
+    n = len(data)
+    n_val = 0 if fraction == 0 else max(1, int(round(n * fraction)))
+    if n - n_val < 1:
+        raise SpecError([Diagnostic("E0702", f"the data has {n} samples: too few to hold out {fraction:g} for "
+                                    "validation and still train", spec_span("data", "val_fraction"))])
+    if n_val == 0:
+        return data, None
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
+    return (Split({k: v[train_idx] for k, v in data.tensors.items()}),
+            Split({k: v[val_idx] for k, v in data.tensors.items()}))
+
+
+def _fit_normalization(plan: DataPlan, train: Split) -> dict:
+    norm = plan.config.normalize
+    if norm is None:
+        return {}
+    stats = {}
+    for f in plan.fields:
+        if f.role != "input" or f.slot.type.dtype not in FLOAT_DTYPES:
+            continue
+        x = train.tensors[f.slot.name]
+        if norm.kind == "scale":
+            stats[f.slot.name] = {"scale": float(norm.scale)}
+        elif norm.kind == "fixed":
+            stats[f.slot.name] = {"mean": float(norm.mean), "std": float(norm.std)}
+        else:
+            dims = [d for d in range(x.dim()) if d != _feature_dim(x)]
+            mean = x.double().mean(dim=dims, keepdim=True)
+            std = x.double().std(dim=dims, keepdim=True).clamp_min(1e-8)
+            stats[f.slot.name] = {"mean": mean[0].float(), "std": std[0].float()}
+    return stats
+
+
+def _feature_dim(x) -> int:
+    """Channels for images and sequences ([N, C, ...]), the features of tables ([N, F])."""
+    return 1 if x.dim() >= 2 else 0
+
+
+def _normalized(split: Split, stats: dict) -> Split:
+    if not stats:
+        return split
+    out = dict(split.tensors)
+    for name, s in stats.items():
+        x = out[name]
+        out[name] = x * s["scale"] if "scale" in s else ((x - s["mean"]) / s["std"]).to(x.dtype)
+    return Split(out)

@@ -1,0 +1,453 @@
+"""The specc engine: runs a TrainingPlan in this process (alone, or as one rank of DDP/FSDP).
+
+    prepare: the run folder, weights (seeded init or the checkpoint), data, wrapping, optimizer, schedule
+    each epoch: optimizer steps over this rank's batches -> validation -> metrics.jsonl -> checkpoint
+    finish: summary.json and the final metrics
+
+The step loop is a plain PyTorch loop; everything else (loss tally, NaN check, progress bar,
+mid-epoch checkpoints) happens every `log_every` optimizer steps, so a step costs what a
+hand-written loop costs.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import Diagnostic, SpecError, UsageError
+from . import distributed
+from .batches import Batches, Shard
+from .checkpoint import FORMAT, Checkpoints, Position, load, position_from, rng_state, set_rng_state
+from .data import load_data
+from .losses import Objective
+from .metrics import Metrics
+from .optim import make_optimizer, make_schedule
+from .plan import TrainingPlan
+from .progress import SUMMARY_FILE, RunLog, read_metrics
+
+NO_BATCH = 1 << 62
+NO_CONTEXT = contextlib.nullcontext()  # reusable: it keeps no state
+
+
+def train(compiled, out_dir="runs/run", *, resume: bool = False, verbose: bool = True, nproc: int = 1,
+          **overrides) -> dict:
+    """Run the spec's recipe; returns the last epoch's metrics ({"train/loss": ..., "val/accuracy": ...}).
+
+    `overrides` set train-section fields (`epochs=3`, `**{"optimizer.lr": 0.01}`). `nproc` is the
+    number of devices for the Lightning engine; the specc engine runs as many processes as
+    torchrun started (`specc train --nproc N` starts them).
+    """
+    if overrides:
+        from .overrides import with_overrides
+        compiled = with_overrides(compiled, overrides)
+    plan = compiled.plan
+    if plan is None:
+        raise SpecError([Diagnostic("E0701", f"{compiled.spec.path} has no train section",
+                                    help="add one: train { data digits {} ... }")])
+    if plan.config.engine == "lightning":
+        fit = _lightning_fit(plan)
+        return fit(compiled, plan, Path(out_dir), resume=resume, verbose=verbose, devices=nproc)
+    if nproc > 1 and not distributed.launched():
+        raise UsageError("several processes need torchrun: run `specc train SPEC --nproc N` "
+                         "or `torchrun --nproc-per-node N -m specc train SPEC`")
+    with distributed.session(plan) as env:
+        return Trainer(compiled, plan, Path(out_dir), env, resume=resume, verbose=verbose).fit()
+
+
+def _lightning_fit(plan: TrainingPlan):
+    try:
+        from .lightning_engine import fit
+    except ImportError as err:
+        if not (err.name or "").startswith("lightning"):
+            raise
+        raise SpecError([Diagnostic("E0701", "engine = \"lightning\" needs PyTorch Lightning, which is not installed",
+                                    plan.span("engine"), label="not installed",
+                                    help="pip install 'specc[lightning]'")]) from None
+    return fit
+
+
+def initial_weights(ir, seed: int) -> dict:
+    """The model's initial state_dict for `seed`, whatever the global RNG has been through."""
+    from ..backends.torch_fx import build_module
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_module(ir).state_dict()
+
+
+def unwrap(model):
+    """The plain module under torch.compile's wrapper."""
+    return getattr(model, "_orig_mod", model)
+
+
+@dataclass
+class Tally:
+    """Training loss and throughput of the current epoch (over all ranks)."""
+
+    loss_sum: float = 0.0
+    samples: int = 0
+    seconds: float = 0.0
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(1, self.samples)
+
+    @property
+    def rate(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class Watch:
+    """A monitored value: the best so far and the epochs since it improved."""
+
+    monitor: object  # plan.Monitor
+    best: float | None = None
+    bad_epochs: int = 0
+    improved: bool = field(default=False, repr=False)
+
+    def update(self, record: dict) -> None:
+        value = record[self.monitor.key]
+        self.improved = math.isfinite(value) and self.monitor.improved(value, self.best)
+        if self.improved:
+            self.best, self.bad_epochs = value, 0
+        else:
+            self.bad_epochs += 1
+
+    def state(self) -> dict:
+        return {"best": self.best, "bad_epochs": self.bad_epochs}
+
+    def restore(self, state: dict) -> None:
+        self.best, self.bad_epochs = state["best"], state["bad_epochs"]
+
+
+class Trainer:
+    def __init__(self, compiled, plan: TrainingPlan, out: Path, env, *, resume: bool, verbose: bool):
+        self.plan, self.cfg, self.env, self.out = plan, plan.config, env, out
+        self.spec = compiled.spec
+        self.autocast = self._autocast()  # settings this machine cannot run fail before anything is touched
+        self._check_batch_split()
+        self.ckpts = Checkpoints(out, self.cfg.checkpoints.keep_last)
+        self.log = RunLog(out, enabled=env.is_main, verbose=verbose)
+        state = self._initial_state(resume)
+        self.raw = unwrap(compiled.model)
+        self._init_weights(compiled.ir, state)
+        self.dataset = load_data(plan.data, plan.span)
+        self.raw.to(env.device)
+        self.model, self.ddp = self._wrap()
+        self.eval_model = self.raw if env.strategy == "ddp" else self.model
+        self.train_batches, self.val_batches = self._batches()
+        self.steps_per_epoch = math.ceil(len(self.train_batches) / self.cfg.accumulate)
+        self.optimizer = make_optimizer(self.raw, self.cfg.optimizer)
+        self.schedule = make_schedule(self.optimizer, self.cfg.schedule, epochs=self.cfg.epochs,
+                                      steps_per_epoch=self.steps_per_epoch, base_lr=self.cfg.optimizer.lr)
+        self.scaler = torch.amp.GradScaler("cuda") if self.cfg.precision == "fp16" else None
+        self.objective = Objective(plan)
+        self.metrics = Metrics(plan).to(env.device)
+        self.position, self.partial, self.elapsed = Position(), Tally(), 0.0
+        self.stopper = Watch(plan.early_stop) if plan.early_stop else None
+        self.best = Watch(plan.best) if plan.best else None
+        self.stopped_early = False
+        self._seed_training()
+        if state is not None:
+            self._restore(state)
+        self.log.start(fresh=state is None, keep_epochs=self.position.epoch)
+
+    # ---- preparation ------------------------------------------------------------------------
+    def _initial_state(self, resume: bool) -> dict | None:
+        """The checkpoint to continue from (--resume), or None for a fresh run in a cleared folder."""
+        latest = self.ckpts.latest()
+        finished_before = (self.out / SUMMARY_FILE).exists()
+        if resume and latest is not None:
+            return self._load(latest)
+        if resume:
+            self.log.say(f"note: nothing to resume in {self.out}: starting a new run")
+        elif latest is not None and not finished_before:
+            raise UsageError(f"{self.out} holds an unfinished run (last checkpoint {latest.name}); "
+                             "pass --resume to continue it, or choose another --out")
+        distributed.gather(None, self.env)  # everyone has looked before rank 0 clears the folder
+        if self.env.is_main and latest is not None:
+            self.log.say(f"note: replacing the finished run in {self.out}")
+            self.ckpts.clear()
+            (self.out / SUMMARY_FILE).unlink(missing_ok=True)
+        return None
+
+    def _load(self, path: Path) -> dict:
+        try:
+            state = load(path)
+        except (ValueError, RuntimeError, OSError) as err:
+            raise UsageError(f"cannot resume from {path}: {err}") from None
+        if state["spec"]["hash"] != self.spec.content_hash:
+            self.log.say(f"note: {self.spec.path} changed since {path.name} was written; resuming anyway")
+        self.log.say(f"resuming from {path}")
+        return state
+
+    def _init_weights(self, ir, state: dict | None) -> None:
+        """A fresh run starts from the seed's initial weights whatever happened before; a resumed one
+        from its checkpoint."""
+        model_state = initial_weights(ir, self.cfg.seed) if state is None else state["model"]
+        try:
+            self.raw.load_state_dict(model_state)
+        except RuntimeError as err:
+            raise UsageError(f"the checkpoint does not fit the model: {err}") from None
+
+    def _wrap(self):
+        model = distributed.wrap(self.raw, self.env)
+        ddp = model if self.env.strategy == "ddp" else None
+        if self.cfg.compile:
+            model = torch.compile(model)
+        return model, ddp
+
+    def _batches(self) -> tuple[Batches, Batches | None]:
+        plan, cfg, env = self.plan, self.cfg, self.env
+        inputs, targets = [s.name for s in plan.inputs], [s.name for s in plan.targets]
+        shard = Shard(env.rank, env.world)
+        train = Batches(self.dataset.train.tensors, inputs, targets, cfg.batch_size, shuffle=cfg.data.shuffle,
+                        seed=cfg.seed, shard=shard, device=env.device, workers=cfg.data.workers)
+        val = None
+        if self.dataset.val is not None:
+            val = Batches(self.dataset.val.tensors, inputs, targets, cfg.batch_size, shuffle=False, seed=0,
+                          shard=shard, device=env.device, workers=cfg.data.workers, tail="merge")
+        if len(train) == 0:
+            raise SpecError([Diagnostic("E0702", "the training split has no batches", plan.span("data"))])
+        return train, val
+
+    def _check_batch_split(self) -> None:
+        if self.cfg.batch_size % self.env.world:
+            raise SpecError([Diagnostic("E0701", f"batch_size {self.cfg.batch_size} is the global batch and must "
+                                        f"split evenly over {self.env.world} processes", self.plan.span("batch_size"),
+                                        label="not divisible")])
+
+    def _autocast(self):
+        precision, device = self.cfg.precision, self.env.device
+        if precision == "32":
+            return lambda: NO_CONTEXT
+        if precision == "fp16" and device.type != "cuda":
+            raise SpecError([Diagnostic("E0701", f"precision fp16 needs a CUDA device (this run is on {device.type})",
+                                        self.plan.span("precision"), label="needs CUDA",
+                                        help="use precision = \"bf16\" on CPU")])
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return partial(torch.autocast, device_type=device.type, dtype=dtype)
+
+    def _seed_training(self) -> None:
+        seed = self.cfg.seed + self.env.rank
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % (1 << 32))
+
+    def _restore(self, state: dict) -> None:
+        distributed.load_optimizer(self.raw, self.optimizer, state["optimizer"], self.env)
+        self.schedule.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        rngs = state["rng"]
+        if len(rngs) == self.env.world:
+            set_rng_state(rngs[self.env.rank])
+        else:
+            self.log.say(f"note: the checkpoint was written by {len(rngs)} processes, this run has "
+                         f"{self.env.world}: random streams restart from the seed")
+        self.position = position_from(state)
+        self.partial = Tally(**state["partial"])
+        self.elapsed = state["elapsed"]
+        self.stopped_early = state["stopped_early"]
+        if self.stopper and state["early_stop"]:
+            self.stopper.restore(state["early_stop"])
+        if self.best and state["best"]:
+            self.best.restore(state["best"])
+
+    # ---- the run ------------------------------------------------------------------------------
+    def fit(self) -> dict:
+        started = time.perf_counter() - self.elapsed
+        self.clock = lambda: time.perf_counter() - started
+        record = None
+        try:
+            for epoch in range(self.position.epoch, self.cfg.epochs):
+                if self.stopped_early:
+                    break
+                record = self._epoch(epoch)
+                stop = self.stopper is not None and self.stopper.bad_epochs >= self.stopper.monitor.patience
+                self.stopped_early = stop
+                self.position = Position(epoch + 1, 0, self.position.step)
+                self._save(record)
+                if stop:
+                    self.log.say(f"early stop: {self.stopper.monitor.key} has not improved for "
+                                 f"{self.stopper.monitor.patience} epochs (best {self.stopper.best:.4f})")
+        finally:
+            self.log.close()
+        return self._finish(record)
+
+    def _epoch(self, epoch: int) -> dict:
+        tally = self._train_epoch(epoch)
+        record = {"epoch": epoch + 1, "step": self.position.step, "train/loss": tally.loss}
+        record.update(self._evaluate())
+        record.update(lr=self.optimizer.param_groups[0]["lr"], time=round(self.clock(), 3),
+                      train_time=round(tally.seconds, 4), samples_per_s=round(tally.rate, 1))
+        self.log.epoch(record, self.cfg.epochs)
+        for watch in (self.stopper, self.best):
+            if watch is not None:
+                watch.update(record)
+        return record
+
+    def _train_epoch(self, epoch: int) -> Tally:
+        model, objective, batches, autocast = self.model, self.objective, self.train_batches, self.autocast
+        acc, n, sizes, world = self.cfg.accumulate, len(batches), batches.sizes, self.env.world
+        log_every, save_every = self.cfg.log_every, self.cfg.checkpoints.every_steps or 0
+        start, step = self.position.batch, self.position.step
+        tally, self.partial = self.partial, Tally()
+        window: list = []
+        group = 0
+        self.log.open_bar(epoch, self.cfg.epochs, n, start)
+        model.train()
+        tick = time.perf_counter()
+        for b, batch in enumerate(batches.epoch(epoch, start), start):
+            if b % acc == 0 or b == start:  # the global samples of this accumulation group
+                first = b - b % acc
+                group = sum(sizes[first:min(n, first + acc)])
+            last = (b + 1) % acc == 0 or b == n - 1
+            with self._sync(last):
+                with autocast():
+                    outputs = model(*batch.inputs)
+                    loss = objective(outputs if type(outputs) is tuple else (outputs,), batch.targets)
+                scale = world * batch.size / group  # 1 unless ranks' slices or micro-batches differ in size
+                self._backward(loss if scale == 1 else loss * scale)
+            window.append(loss.detach())
+            if not last:
+                continue
+            self._optimizer_step()
+            step += 1
+            checkpoint = save_every and step % save_every == 0 and b != n - 1
+            if step % log_every == 0 or b == n - 1 or checkpoint:
+                tally.seconds += time.perf_counter() - tick
+                self.position = Position(epoch, b + 1, step)
+                self._check(window, epoch, b + 1 - len(window), tally)
+                window = []
+                if checkpoint:
+                    self.partial = tally
+                    self._save(None)
+                    self.partial = Tally()
+                tick = time.perf_counter()
+        self.log.close_bar()
+        return tally
+
+    def _sync(self, last_micro_batch: bool):
+        """DDP syncs gradients on the last micro-batch of an accumulation group only."""
+        if self.ddp is None or last_micro_batch:
+            return NO_CONTEXT
+        return self.ddp.no_sync()
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+        else:
+            loss.backward()
+
+    def _optimizer_step(self) -> None:
+        clip = self.cfg.grad_clip
+        if self.scaler is not None:
+            if clip:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.raw.parameters(), clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            if clip:
+                torch.nn.utils.clip_grad_norm_(self.raw.parameters(), clip)
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.schedule.step()
+
+    def _check(self, window: list, epoch: int, first: int, tally: Tally) -> None:
+        """The losses of batches first.. : every rank agrees on the first non-finite one (then stops)
+        and on the sample-weighted loss so far."""
+        losses = torch.stack(window).tolist()
+        bad = next((first + i for i, value in enumerate(losses) if not math.isfinite(value)), NO_BATCH)
+        bad = distributed.all_min(bad, self.env)
+        if bad != NO_BATCH:
+            raise self._diverged(epoch, bad, "loss")
+        weights = self.train_batches.local_sizes[first:first + len(losses)]
+        loss_sum, samples = distributed.all_sum([sum(v * w for v, w in zip(losses, weights)), sum(weights)],
+                                                self.env)
+        tally.loss_sum += loss_sum
+        tally.samples += int(samples)
+        self.log.progress(len(losses), loss_sum / max(1.0, samples), tally.rate, self.position.step)
+
+    def _diverged(self, epoch: int, batch: int | None, what: str) -> SpecError:
+        latest = self.ckpts.latest()
+        kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written yet"
+        if what == "loss":
+            step = epoch * self.steps_per_epoch + batch // self.cfg.accumulate + 1
+            message = (f"training diverged: the loss is not finite at epoch {epoch + 1}, step {step} "
+                       f"(batch {batch + 1} of {len(self.train_batches)} in the epoch)")
+        else:
+            message = f"training diverged: the weights are not finite after step {self.position.step} " \
+                      f"(epoch {epoch + 1})"
+        return SpecError([Diagnostic("E0703", message, self.plan.span("loss"), label="this loss",
+                                     help=f"lower optimizer.lr, set grad_clip, or check the data; {kept}")])
+
+    @torch.no_grad()
+    def _evaluate(self) -> dict:
+        if self.val_batches is None:
+            return {}
+        model = self.eval_model
+        model.eval()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.env.device)
+        samples = 0
+        for batch in self.val_batches.epoch(0):
+            with self.autocast():
+                outputs = model(*batch.inputs)
+                outputs = outputs if type(outputs) is tuple else (outputs,)
+                loss = self.objective(outputs, batch.targets)
+            loss_sum += loss.double() * batch.size
+            samples += batch.size
+            self.metrics.update(outputs, batch.targets)
+        model.train()
+        total, count = distributed.all_sum([float(loss_sum), float(samples)], self.env)
+        return {"val/loss": total / max(1.0, count), **self.metrics.compute()}
+
+    # ---- checkpoints and the end ------------------------------------------------------------
+    def _save(self, record: dict | None) -> None:
+        """A checkpoint of the current position (all ranks take part; rank 0 writes)."""
+        model_state, optimizer_state = distributed.full_state(self.raw, self.optimizer, self.env)
+        rngs = distributed.gather(rng_state(), self.env)
+        finite = all(bool(torch.isfinite(v).all()) for v in model_state.values()
+                     if isinstance(v, torch.Tensor) and v.is_floating_point())
+        if distributed.all_min(int(finite), self.env) == 0:
+            raise self._diverged(self.position.epoch - (record is not None), None, "weights")
+        if not self.env.is_main:
+            return
+        state = {
+            "format": FORMAT, "model": model_state, "optimizer": optimizer_state,
+            "scheduler": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": rngs, "world": self.env.world,
+            "position": asdict(self.position),
+            "partial": {"loss_sum": self.partial.loss_sum, "samples": self.partial.samples,
+                        "seconds": self.partial.seconds},
+            "early_stop": self.stopper.state() if self.stopper else None,
+            "best": self.best.state() if self.best else None,
+            "elapsed": self.clock(), "stopped_early": self.stopped_early,
+            "normalization": self.dataset.normalization,
+            "spec": {"path": str(self.spec.path), "hash": self.spec.content_hash, "model": self.plan.model},
+            "train": self.cfg.model_dump(mode="json"),
+        }
+        self.ckpts.save_position(state, self.position.step)
+        if record is not None and self.best is not None and self.best.improved:
+            self.ckpts.save_best(model_state, {"epoch": record["epoch"], "metrics": record,
+                                               "normalization": self.dataset.normalization})
+
+    def _finish(self, record: dict | None) -> dict:
+        if record is None:  # resumed a finished run: report what it ended with
+            records = read_metrics(self.out)
+            record = records[-1] if records else {}
+        self.log.summary({"final": record, "epochs_run": record.get("epoch"), "seconds": round(self.clock(), 2),
+                          "best": ({"monitor": self.best.monitor.key, "value": self.best.best,
+                                    "checkpoint": str(self.ckpts.best_path)} if self.best else None),
+                          "last_checkpoint": str(self.ckpts.latest())})
+        return record

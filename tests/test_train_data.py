@@ -1,0 +1,225 @@
+"""Data sources load into tensors of the declared types; batches are a function of (seed, epoch, rank)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import specc
+from specc.compiled import build_ir
+from specc.errors import SpecError
+from specc.train.batches import Batches, Shard
+from specc.train.data import load_data
+from specc.train.plan import make_plan
+
+
+def plan_of(tmp_path, text: str, name: str = "m.dlspec"):
+    path = tmp_path / name
+    path.write_text(text)
+    spec = specc.load(path)
+    return make_plan(spec, build_ir(spec))
+
+
+def load(plan):
+    return load_data(plan.data, plan.span)
+
+
+CLASSIFIER = """spec 1
+
+model M {{
+  input x: {input}
+  logits = x |> Flatten |> fc: Linear(10)
+  output logits
+}}
+
+train {{
+  {data}
+  targets {{ label = int64[N] }}
+  loss cross_entropy {{}}
+}}
+"""
+
+
+@pytest.mark.parametrize("input_type, shape", [("float32[N, 1, 8, 8]", (1, 8, 8)), ("float32[N, 64]", (64,))])
+def test_digits(tmp_path, input_type, shape):
+    plan = plan_of(tmp_path, CLASSIFIER.format(input=input_type, data="data digits { val_fraction = 0.2, seed = 1 }"))
+    data = load(plan)
+    x, y = data.train.tensors["x"], data.train.tensors["label"]
+    assert x.shape == (1438,) + shape and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert len(data.val) == 359 and float(x.min()) == 0.0 and float(x.max()) == 1.0
+    assert sorted(set(y.tolist())) == list(range(10))
+    again = load(plan)
+    assert torch.equal(again.val.tensors["x"], data.val.tensors["x"])  # the split is seeded
+
+
+def test_digits_need_an_image_input(tmp_path):
+    with pytest.raises(SpecError) as err:
+        plan_of(tmp_path, CLASSIFIER.format(input="float32[N, 32]", data="data digits {}"))
+    (d,) = err.value.diagnostics
+    assert d.code == "E0702" and d.message == "digits are 8x8 float images, but input `x` is float32[N, 32]"
+
+
+def test_synthetic_data_follows_the_model(tmp_path):
+    plan = plan_of(tmp_path, """spec 1
+
+model Tagger {
+  input tokens: int64[N, T]
+  logits = tokens |> wte: Embedding(7, 4) |> head: Linear(5)
+  output logits
+}
+
+train {
+  data synthetic { samples = 40, val_fraction = 0.25, dims { T = 6 } }
+  targets { tags = int64[N, T] }
+  loss cross_entropy {}
+}
+""")
+    data = load(plan)
+    tokens, tags = data.train.tensors["tokens"], data.train.tensors["tags"]
+    assert tokens.shape == (30, 6) and tags.shape == (30, 6) and len(data.val) == 10
+    assert int(tokens.max()) < 7 and int(tags.max()) < 5  # within the embedding and the classes
+
+
+def test_csv_star_takes_the_other_columns(tmp_path):
+    rows = ["a,b,label,c"] + [f"{i},{i * 2},{i % 3},{-i}" for i in range(10)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    plan = plan_of(tmp_path, """spec 1
+
+model M {
+  input x: float32[N, 3]
+  logits = x |> fc: Linear(3)
+  output logits
+}
+
+train {
+  data csv { path = "t.csv", val_fraction = 0, inputs { x = "*" }, targets { label = "label" } }
+  targets { label = int64[N] }
+  loss cross_entropy {}
+}
+""")
+    data = load(plan)
+    assert data.val is None
+    assert data.train.tensors["x"][4].tolist() == [4.0, 8.0, -4.0]
+    assert data.train.tensors["label"].tolist() == [i % 3 for i in range(10)]
+
+
+CSV_SPEC = """spec 1
+
+model M {
+  input x: float32[N, 2]
+  logits = x |> fc: Linear(3)
+  output logits
+}
+
+train {
+  data csv { path = "t.csv", inputs { x = ["a", "b"] }, targets { label = "y" } }
+  targets { label = int64[N] }
+  loss cross_entropy {}
+}
+"""
+
+
+def test_csv_cell_that_is_not_a_number_is_located_in_the_csv(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b,y\n1,2,0\n3,oops,1\n")
+    plan = plan_of(tmp_path, CSV_SPEC)
+    with pytest.raises(SpecError) as err:
+        load(plan)
+    (d,) = err.value.diagnostics
+    assert d.code == "E0702" and d.message == "column `b` of t.csv has a non-number 'oops' on line 3"
+    assert (d.span.file, d.span.line, d.span.col, d.span.end_col) == (str(tmp_path / "t.csv"), 3, 3, 7)
+    assert "3 | 3,oops,1" in d.render()
+
+
+def test_csv_fractional_class_label(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b,y\n1,2,0\n3,4,1.5\n")
+    with pytest.raises(SpecError) as err:
+        load(plan_of(tmp_path, CSV_SPEC))
+    assert err.value.diagnostics[0].message == "column `y` of t.csv feeds an integer target but has '1.5' on line 3"
+
+
+def test_npz_with_a_validation_file_and_standard_normalisation(tmp_path):
+    rng = np.random.default_rng(0)
+    for name, n in (("train.npz", 50), ("val.npz", 20)):
+        np.savez(tmp_path / name, x=rng.normal(5.0, 3.0, (n, 2, 4)).astype("float32"),
+                 label=rng.integers(0, 3, n))
+    plan = plan_of(tmp_path, """spec 1
+
+model M {
+  input x: float32[N, 2, 4]
+  logits = x |> Flatten |> fc: Linear(3)
+  output logits
+}
+
+train {
+  data npz { path = "train.npz", val_path = "val.npz", normalize { kind = "standard" } }
+  targets { label = int64[N] }
+  loss cross_entropy {}
+}
+""")
+    data = load(plan)
+    x = data.train.tensors["x"]
+    assert len(data.train) == 50 and len(data.val) == 20
+    assert torch.allclose(x.mean(dim=(0, 2)), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(x.std(dim=(0, 2)), torch.ones(2), atol=1e-5)
+    assert data.normalization["x"]["mean"].shape == (2, 1)
+
+
+def test_npy_files_in_a_folder(tmp_path):
+    (tmp_path / "arr").mkdir()
+    np.save(tmp_path / "arr" / "features.npy", np.arange(24, dtype="float64").reshape(12, 2))
+    np.save(tmp_path / "arr" / "label.npy", np.arange(12) % 3)
+    plan = plan_of(tmp_path, """spec 1
+
+model M {
+  input x: float32[N, 2]
+  logits = x |> fc: Linear(3)
+  output logits
+}
+
+train {
+  data npy { path = "arr", val_fraction = 0, inputs { x = "features" } }
+  targets { label = int64[N] }
+  loss cross_entropy {}
+}
+""")
+    data = load(plan)
+    assert data.train.tensors["x"].dtype == torch.float32 and data.train.tensors["x"][3].tolist() == [6.0, 7.0]
+
+
+# ---- batches --------------------------------------------------------------------------------
+def _tensors(n: int) -> dict:
+    return {"x": torch.arange(n, dtype=torch.float32)[:, None], "y": torch.arange(n)}
+
+
+def _rows(batches: Batches, epoch: int, start: int = 0) -> list[list[int]]:
+    return [b.targets[0].tolist() for b in batches.epoch(epoch, start)]
+
+
+def test_ranks_split_each_global_batch():
+    one = Batches(_tensors(70), ["x"], ["y"], 16, shuffle=True, seed=3)
+    two = [Batches(_tensors(70), ["x"], ["y"], 16, shuffle=True, seed=3, shard=Shard(r, 2)) for r in range(2)]
+    for epoch in range(2):
+        merged = [a + b for a, b in zip(_rows(two[0], epoch), _rows(two[1], epoch))]
+        assert merged == _rows(one, epoch)
+        assert [len(r) for r in _rows(two[0], epoch)] == [8, 8, 8, 8, 3]
+    assert _rows(one, 0) != _rows(one, 1)
+
+
+def test_the_order_is_a_function_of_seed_and_epoch():
+    a = Batches(_tensors(50), ["x"], ["y"], 8, shuffle=True, seed=5)
+    b = Batches(_tensors(50), ["x"], ["y"], 8, shuffle=True, seed=5)
+    assert _rows(a, 4) == _rows(b, 4)
+    assert _rows(a, 4)[2:] == _rows(b, 4, start=2)  # resuming at batch 2
+
+
+def test_tails_are_dropped_for_training_and_merged_for_validation():
+    assert Batches(_tensors(33), ["x"], ["y"], 16, shuffle=False, seed=0).sizes == [16, 16]  # 1 left: dropped
+    assert Batches(_tensors(35), ["x"], ["y"], 16, shuffle=False, seed=0).sizes == [16, 16, 3]
+    val = Batches(_tensors(33), ["x"], ["y"], 16, shuffle=False, seed=0, shard=Shard(0, 2), tail="merge")
+    assert val.sizes == [16, 17]
+
+
+def test_worker_processes_give_the_same_batches():
+    plain = Batches(_tensors(40), ["x"], ["y"], 8, shuffle=True, seed=1)
+    workers = Batches(_tensors(40), ["x"], ["y"], 8, shuffle=True, seed=1, workers=1)
+    assert _rows(plain, 2) == _rows(workers, 2)
