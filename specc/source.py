@@ -11,8 +11,23 @@ _SOURCES: dict[str, str] = {}
 MAX_SHOWN = 100  # columns of a source line shown in a snippet
 
 
+_LINES: dict[str, list[str]] = {}
+
+
 def register_source(path: str, text: str) -> None:
     _SOURCES[path] = text
+    _LINES.pop(path, None)
+
+
+def source_line(path: str, line: int) -> str | None:
+    """Line `line` (1-based) of a registered file, or None."""
+    lines = _LINES.get(path)
+    if lines is None:
+        text = _SOURCES.get(path)
+        if text is None:
+            return None
+        lines = _LINES[path] = text.splitlines()
+    return lines[line - 1] if 0 < line <= len(lines) else None
 
 
 def source_text(path: str) -> str | None:
@@ -46,13 +61,10 @@ class SourceSpan(NamedTuple):
 
 def snippet(span: SourceSpan, label: str = "") -> list[str]:
     """The source line of `span` with a caret underline, rustc style (without the arrow line)."""
-    text = source_text(span.file)
-    if text is None:
+    line = source_line(span.file, span.line)
+    if line is None:
         return []
-    lines = text.splitlines()
-    if not 1 <= span.line <= len(lines):
-        return []
-    line = lines[span.line - 1].expandtabs(1)
+    line = line.expandtabs(1)
     gutter = len(str(span.line))
     end_col = span.end_col if span.end_line == span.line else len(line) + 1
     width = max(1, min(end_col, len(line) + 1) - span.col)

@@ -63,8 +63,8 @@ def _identity_outputs(graph):
     return {v for n in graph.nodes if graph.layers[n.layer].op == "Identity" for v in n.outputs}
 
 
-@pytest.mark.parametrize("path,model", [(p, m) for p, m in MODELS if p.stem in SMALL],
-                         ids=[f"{p.stem}.{m}" for p, m in MODELS if p.stem in SMALL])
+@pytest.mark.parametrize("path,model", [pytest.param(p, m, marks=() if p.stem in SMALL else pytest.mark.slow)
+                                        for p, m in MODELS], ids=[f"{p.stem}.{m}" for p, m in MODELS])
 def test_emitted_python_matches_the_compiled_module(path, model, tmp_path):
     compiled = specc.compile(path, model=model)
     source = emit_python(compiled)

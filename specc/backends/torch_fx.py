@@ -13,7 +13,7 @@ import torch
 from torch import fx, nn
 
 from ..ir.graph import Graph, Layer
-from ..source import source_text
+from ..source import source_line
 from . import torch_ops
 
 
@@ -190,7 +190,6 @@ def _stack_trace(graph: Graph, node) -> str:
     frames = [(node.span, graph.name)] + [(n.span, n.message) for n in node.notes if n.span is not None]
     lines = []
     for span, where in reversed(frames):
-        text = source_text(span.file) or ""
-        src = text.splitlines()[span.line - 1].strip() if 0 < span.line <= text.count("\n") + 1 and text else ""
+        src = (source_line(span.file, span.line) or "").strip()
         lines.append(f'  File "{span.file}", line {span.line}, column {span.col}, in {where}\n    {src}')
     return "\n".join(lines)

@@ -62,7 +62,8 @@ def torch_module(cls: type[nn.Module], exclude: tuple[str, ...] = (), **extra) -
 
 
 def module_kwargs(p: OpParams, exclude=(), extra=None) -> dict:
-    return {**p.model_dump(exclude=set(exclude)), **(extra or {})}
+    """The torch constructor's keyword arguments: the op's fields (frozen, so read as they are)."""
+    return {**{k: v for k, v in p.__dict__.items() if k not in exclude}, **(extra or {})}
 
 
 def module_source(op_name: str, params: OpParams) -> str | None:

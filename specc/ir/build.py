@@ -150,8 +150,6 @@ class Builder:
 
     # ---- imports ----
     def _import(self, spec) -> None:
-        from ..frontend.load import load_file
-
         for i, rel in enumerate(spec.imports):
             span = spec.span("imports", i)
             target = _display_path(Path(spec.path).parent / rel)
@@ -166,7 +164,7 @@ class Builder:
                            label="file not found", help="imports are relative to the importing file")
                 continue
             try:
-                imported = load_file(target)
+                imported = _load_import(target)
             except SpecError as err:
                 self.diagnostics += err.diagnostics
                 continue
@@ -816,6 +814,21 @@ class Builder:
         if any(r is POISON for r in result):
             return POISON
         return result[0] if len(result) == 1 else result
+
+
+_IMPORTED: dict[tuple, object] = {}
+
+
+def _load_import(path: str):
+    """An imported file's Spec, parsed once per process while the file is unchanged (like Python's
+    module cache: a block library such as std/resnet.dlspec is imported by many specs)."""
+    from ..frontend.load import load_file
+
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _IMPORTED:
+        _IMPORTED[key] = load_file(path)  # a SpecError is not cached: the file is read again next time
+    return _IMPORTED[key]
 
 
 def _display_path(path: Path) -> str:
