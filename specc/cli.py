@@ -57,7 +57,12 @@ def cmd_ops(args) -> int:
     if args.name:
         text = describe_op(args.name)
         if text is None:
-            raise UsageError(f"unknown op `{args.name}`; `specc ops` lists them")
+            import difflib
+
+            from .ir.ops import OPS
+            guess = difflib.get_close_matches(args.name, OPS, n=1)
+            hint = f"did you mean `{guess[0]}`? " if guess else ""
+            raise UsageError(f"unknown op `{args.name}`; {hint}`specc ops` lists them")
         print(text)
     else:
         print(list_ops())

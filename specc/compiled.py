@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import Failed, SpecError
+from .errors import Diagnostic, Failed, SpecError
 from .ir.build import build
 from .schema import Spec
 
@@ -57,13 +57,8 @@ def build_ir(spec: Spec, model: str | None = None, params: dict | None = None):
     if diagnostics:
         raise SpecError(diagnostics)
     if graph is None:
-        raise SpecError([_no_model(spec)])
+        raise SpecError([Diagnostic("E0411", f"{spec.path} defines no model (only blocks or constants)")])
     return graph
-
-
-def _no_model(spec: Spec):
-    from .errors import Diagnostic
-    return Diagnostic("E0411", f"{spec.path} defines no model (only blocks or constants)")
 
 
 def compile_spec(spec_or_path, *, model=None, device=None, dtype=None, compile=False, params=None) -> Compiled:

@@ -526,25 +526,23 @@ class Builder:
         if isinstance(stage, A.LayerCall):
             return self.apply_layer(stage.call.func, stage.call, inputs, scope, name, name_span)
         if isinstance(stage, A.LayerList):
-            return self.apply_sequence(stage.items, inputs, scope, name, name_span, stage.span)
+            return self.apply_sequence(stage.items, inputs, scope, name, name_span)
         if isinstance(stage, A.Repeat):
             return self.apply_repeat(stage, inputs, scope, name, name_span)
         raise TypeError(stage)
 
-    def _sub_scope(self, scope: Scope, name: str | None, name_span, what: str, span) -> Scope:
+    def _sub_scope(self, scope: Scope, name: str | None, name_span, what: str) -> Scope:
         """A naming scope for a list or repeat: `name.0`, `name.1`, ... (values stay shared)."""
         path = self._layer_path(name, name_span, what, scope)
-        sub = Scope(path + ".", scope.values, notes=scope.notes, block=scope.block, depth=scope.depth)
-        sub.returned = None
-        return sub
+        return Scope(path + ".", scope.values, notes=scope.notes, block=scope.block, depth=scope.depth)
 
-    def apply_sequence(self, items, inputs, scope, name, name_span, span):
+    def apply_sequence(self, items, inputs, scope, name, name_span):
         if name is None:  # an unnamed list only groups; its layers are named in the enclosing scope
             value = inputs
             for item in items:
                 value = self.apply_stage(item, _as_list(value), scope, None, None)
             return value
-        sub = self._sub_scope(scope, name, name_span, "list", span)
+        sub = self._sub_scope(scope, name, name_span, "list")
         value = inputs
         for i, item in enumerate(items):
             if isinstance(item, A.Named):
@@ -561,7 +559,7 @@ class Builder:
             self.fail("E0602" if isinstance(count, int) else "E0405",
                       f"repeat needs a count from 0 to {MAX_REPEAT:,}, got {count if isinstance(count, int) else type_name(count)}",
                       rep.count.span, scope)
-        sub = self._sub_scope(scope, name or None, name_span, "repeat", rep.span)
+        sub = self._sub_scope(scope, name, name_span, "repeat")
         value = inputs
         for i in range(count):
             if rep.var:
