@@ -16,7 +16,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-from ..errors import Diagnostic, Failed, SpecError, UsageError
+from ..errors import UsageError
 
 
 @dataclass
@@ -196,21 +196,13 @@ def to_mermaid(d: Drawing) -> str:
 
 # ---- the command -------------------------------------------------------------------------
 def _load(path: str, model: str | None):
+    from ..compiled import build_ir
     from ..frontend.load import load_file
-    from ..ir.build import build
 
     if not os.path.isfile(path):
         raise UsageError(f"no such file: {path}")
     spec = load_file(path)
-    try:
-        graph, diagnostics = build(spec, model)
-    except Failed as failed:
-        raise SpecError([failed.diagnostic]) from None
-    if diagnostics:
-        raise SpecError(diagnostics)
-    if graph is None:
-        raise SpecError([Diagnostic("E0411", f"{path} defines no model (only blocks or constants)")])
-    return spec, graph
+    return spec, build_ir(spec, model)
 
 
 def render(text: str, fmt: str) -> bytes:
