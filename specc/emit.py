@@ -44,7 +44,7 @@ def emit_python(compiled) -> str:
                 init.append(f"        _install(self, {prefix!r}, nn.Module())")
         init.append(f"        _install(self, {path!r}, {source})")
         if layer.init:
-            init.append(f"        # spec init: {dict(layer.init)} (weights are expected from a state_dict)")
+            init += _init_source(path, layer.init, gm.get_submodule(path))
     for tie in graph.ties:
         module_path, _, name = tie.target.rpartition(".")
         init.append(f"        setattr(self.get_submodule({module_path!r}), {name!r}, self.get_parameter({tie.source!r}))")
@@ -65,6 +65,20 @@ class ''' + graph.name + '''(nn.Module):
     def __init__(self):
         super().__init__()
 ''' + ("\n".join(init) or "        pass") + "\n\n" + forward + "\n")
+
+
+def _init_source(path: str, init, module) -> list[str]:
+    """The spec's `init` on a layer as nn.init calls, the same the compiled module ran."""
+    from .backends.torch_ops import init_call
+
+    function, kwargs = init_call(dict(init))
+    target = f"self.get_submodule({path!r})"
+    lines = [f"nn.init.{function}({target}.weight{''.join(f', {k}={v!r}' for k, v in kwargs.items())})"]
+    if getattr(module, "padding_idx", None) is not None:
+        lines.append(f"nn.init.zeros_({target}.weight[{module.padding_idx}])")
+    if getattr(module, "bias", None) is not None:
+        lines.append(f"nn.init.zeros_({target}.bias)")
+    return ["        " + line for line in lines]
 
 
 def _imports(globals_: dict) -> str:

@@ -1,6 +1,7 @@
 """The torch backend: every spec compiles to a module whose parameters, shapes and generated
 code agree with the IR; tutorial networks match hand-written PyTorch exactly."""
 import importlib.util
+import math
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 import specc
 from specc.emit import emit_python
+from specc.ir.build import INIT_KINDS
 from specc.ir.dims import substitute
 
 import reference_models as ref
@@ -67,14 +69,7 @@ def _identity_outputs(graph):
                                         for p, m in MODELS], ids=[f"{p.stem}.{m}" for p, m in MODELS])
 def test_emitted_python_matches_the_compiled_module(path, model, tmp_path):
     compiled = specc.compile(path, model=model)
-    source = emit_python(compiled)
-    assert "specc" not in source.split('"""', 2)[2]  # no specc import, only the docstring mentions it
-    file = tmp_path / f"emitted_{path.stem}.py"
-    file.write_text(source)
-    spec_ = importlib.util.spec_from_file_location(file.stem, file)
-    module = importlib.util.module_from_spec(spec_)
-    spec_.loader.exec_module(module)
-    standalone = getattr(module, compiled.ir.name)()
+    standalone = _emitted_model(compiled, tmp_path)
     standalone.load_state_dict(compiled.model.state_dict(), strict=True)
     standalone.eval(), compiled.model.eval()
     inputs = sample_inputs(compiled.ir, 2)
@@ -82,6 +77,40 @@ def test_emitted_python_matches_the_compiled_module(path, model, tmp_path):
         a, b = standalone(*inputs), compiled.model(*inputs)
     for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
         assert torch.equal(x, y)
+
+
+@pytest.mark.parametrize("kind", INIT_KINDS)
+def test_every_init_kind_compiles(kind, tmp_path):
+    path = tmp_path / "init.dlspec"
+    path.write_text(f"model M {{\n  input x: float32[N, 64]\n  y = x |> a: Linear(32, init = {kind})\n  output y\n}}\n")
+    model = specc.compile(path).model
+    assert model.a.weight.shape == (32, 64) and torch.count_nonzero(model.a.bias) == 0
+    assert torch.isfinite(model.a.weight).all() and (kind in ("zeros", "constant")) == (torch.count_nonzero(model.a.weight) == 0)
+
+
+def _emitted_model(compiled, tmp_path):
+    """A fresh instance of the class `specc emit --python` writes for `compiled`."""
+    source = emit_python(compiled)
+    assert "specc" not in source.split('"""', 2)[2]  # no specc import, only the docstring mentions it
+    file = tmp_path / f"emitted_{compiled.ir.name}.py"
+    file.write_text(source)
+    spec_ = importlib.util.spec_from_file_location(file.stem, file)
+    module = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(module)
+    return getattr(module, compiled.ir.name)()
+
+
+def test_emitted_python_runs_the_spec_init(tmp_path):
+    path = tmp_path / "init.dlspec"
+    path.write_text("model M {\n  input x: int64[N]\n"
+                    "  y = x |> e: Embedding(10, 8, padding_idx = 2, init = constant(value = 0.5))\n"
+                    "    |> a: Linear(4, init = ones) |> n: LayerNorm(init = constant(value = 2))\n  output y\n}\n")
+    compiled = specc.compile(path)
+    fresh = _emitted_model(compiled, tmp_path).state_dict()
+    assert fresh.keys() == compiled.model.state_dict().keys()
+    for key, value in compiled.model.state_dict().items():
+        assert torch.equal(fresh[key], value), key
+    assert fresh["e.weight"][2].abs().sum() == 0 and fresh["a.bias"].abs().sum() == 0
 
 
 @pytest.mark.parametrize("name,factory,shape", [
@@ -108,6 +137,14 @@ def test_resnet_state_dict_is_torchvisions(name, factory):
     got = {k: tuple(v.shape) for k, v in compiled.state_dict().items()}
     assert list(got) == list(want)
     assert got == want
+
+
+def test_resnet_convs_have_torchvisions_init():
+    """kaiming normal, fan_out, relu: std sqrt(2 / (out_channels * k * k)); BatchNorm 1 and 0."""
+    model = specc.compile(ROOT / "specs" / "resnet18.dlspec").model
+    weight = model.get_parameter("layer4.1.conv2.weight")  # [512, 512, 3, 3]
+    assert abs(weight.std().item() / math.sqrt(2 / (512 * 9)) - 1) < 0.02 and abs(weight.mean().item()) < 1e-3
+    assert torch.equal(model.get_parameter("layer4.1.bn2.weight"), torch.ones(512))
 
 
 def test_resnet18_matches_reference_numerically():
@@ -149,12 +186,20 @@ def test_state_dict_keys_follow_spec_names():
 
 
 def test_init_on_a_layer(tmp_path):
+    """init sets the weight by kind and the bias to zero; PyTorch's default init is skipped only
+    where the spec's overwrites every tensor (a BatchNorm keeps its running statistics)."""
     path = tmp_path / "init.dlspec"
-    path.write_text("model M {\n  input x: float32[N, 64]\n"
-                    "  y = x |> a: Linear(256, init = normal(std = 0.02)) |> b: Linear(4, init = zeros)\n  output y\n}\n")
+    path.write_text("model M {\n  input x: int64[N]\n"
+                    "  y = x |> e: Embedding(100, 64, padding_idx = 0, init = normal(std = 0.02))\n"
+                    "    |> a: Linear(256, init = normal(std = 0.02)) |> b: Linear(4, init = zeros)\n"
+                    "    |> n: BatchNorm1d(init = constant(value = 0.5))\n  output y\n}\n")
     model = specc.compile(path).model
     assert abs(model.a.weight.std().item() - 0.02) < 0.004 and torch.count_nonzero(model.a.bias) == 0
-    assert torch.count_nonzero(model.b.weight) == 0
+    assert torch.count_nonzero(model.b.weight) == 0 and torch.count_nonzero(model.b.bias) == 0
+    assert torch.count_nonzero(model.e.weight[0]) == 0 and torch.count_nonzero(model.e.weight[1:]) == 99 * 64
+    assert torch.equal(model.n.weight, torch.full((4,), 0.5)) and torch.count_nonzero(model.n.bias) == 0
+    assert torch.equal(model.n.running_var, torch.ones(4)) and torch.equal(model.n.running_mean, torch.zeros(4))
+    assert all(p.device.type == "cpu" for p in model.parameters())
 
 
 def test_dtype_option():

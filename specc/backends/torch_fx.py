@@ -6,7 +6,7 @@ location in `meta["stack_trace"]`, so a runtime error points back into the .dlsp
 """
 from __future__ import annotations
 
-import math
+import contextlib
 import operator
 
 import torch
@@ -19,13 +19,13 @@ from . import torch_ops
 
 def build_module(graph: Graph, *, device=None, dtype=None) -> fx.GraphModule:
     root = nn.Module()
-    with torch.device(device) if device is not None else _nullcontext():
+    # torch.device(...) as a context routes every tensor factory through a Python mode: only when asked
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        target_device = torch.get_default_device()
         for path, layer in graph.layers.items():
-            module = torch_ops.lower_module(layer.op, layer.params)
+            module = _make_module(layer, target_device)
             if module is not None:
                 _install(root, path, module)
-                if layer.init:
-                    _initialise(module, layer.init)
     for tie in graph.ties:
         _tie(root, tie.target, tie.source)
     gm = fx.GraphModule(root, _fx_graph(graph, root), class_name=graph.name)
@@ -33,6 +33,31 @@ def build_module(graph: Graph, *, device=None, dtype=None) -> fx.GraphModule:
     if dtype is not None:
         gm = gm.to(dtype=dtype)
     return gm
+
+
+def _make_module(layer: Layer, device: torch.device) -> nn.Module | None:
+    """The layer's module with PyTorch's default init, or with the spec's `init` when it has one.
+
+    A module whose every tensor the spec's init overwrites (weight, bias) is made on the meta
+    device and then given real, empty storage: running PyTorch's default init first would cost as
+    much as the spec's init, only to be thrown away."""
+    if not layer.init or device.type == "meta":
+        return torch_ops.lower_module(layer.op, layer.params)
+    with torch.device("meta"):
+        module = torch_ops.lower_module(layer.op, layer.params)
+    if module is None:
+        return None
+    if _init_overwrites_all(module):
+        module = module.to_empty(device=device)
+    else:  # other state too (running stats, extra weights): build it for real, then init
+        module = torch_ops.lower_module(layer.op, layer.params)
+    _initialise(module, layer.init)
+    return module
+
+
+def _init_overwrites_all(module: nn.Module) -> bool:
+    params = {name for name, _ in module.named_parameters()}
+    return "weight" in params and params <= {"weight", "bias"} and not list(module.buffers())
 
 
 class _SpecLocatedCall:
@@ -71,14 +96,6 @@ def _failing_node_trace(gm: fx.GraphModule, tb) -> str | None:
     return None
 
 
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _install(root: nn.Module, path: str, module: nn.Module) -> None:
     """root.<a>.<b>.<c> = module, creating plain containers for the intermediate names."""
     *parents, leaf = path.split(".")
@@ -97,62 +114,50 @@ def _tie(root: nn.Module, target: str, source: str) -> None:
 
 
 def _initialise(module: nn.Module, init: dict) -> None:
-    """The spec's `init = ...` on a layer: weight by kind, bias (if any) to zero."""
-    kind = init["kind"]
-    args = {k: v for k, v in init.items() if k != "kind"}
+    """The spec's `init = ...` on a layer: the weight by kind, the bias (if any) to zero."""
     weight = getattr(module, "weight", None)
-    bias = getattr(module, "bias", None)
     if not isinstance(weight, torch.Tensor):
         return
+    function, kwargs = torch_ops.init_call(init)
     with torch.no_grad():
-        if kind == "normal":
-            nn.init.normal_(weight, args.get("mean", 0.0), args.get("std", 1.0))
-        elif kind == "trunc_normal":
-            std = args.get("std", 1.0)
-            nn.init.trunc_normal_(weight, args.get("mean", 0.0), std, args.get("a", -2 * std), args.get("b", 2 * std))
-        elif kind in ("xavier", "xavier_uniform"):
-            nn.init.xavier_uniform_(weight, args.get("gain", 1.0))
-        elif kind == "xavier_normal":
-            nn.init.xavier_normal_(weight, args.get("gain", 1.0))
-        elif kind in ("kaiming", "kaiming_normal"):
-            nn.init.kaiming_normal_(weight, mode=args.get("mode", "fan_out"), nonlinearity=args.get("nonlinearity", "relu"))
-        elif kind == "kaiming_uniform":
-            nn.init.kaiming_uniform_(weight, a=args.get("a", math.sqrt(5)), mode=args.get("mode", "fan_in"))
-        elif kind == "zeros":
-            nn.init.zeros_(weight)
-        elif kind == "ones":
-            nn.init.ones_(weight)
-        elif kind == "constant":
-            nn.init.constant_(weight, args.get("value", 0.0))
-        else:
-            raise ValueError(f"unknown init `{kind}`")
-        if isinstance(bias, torch.Tensor) and kind not in ("zeros", "ones", "constant"):
-            nn.init.zeros_(bias)
-
-
-INIT_KINDS = ("normal", "trunc_normal", "xavier", "xavier_uniform", "xavier_normal", "kaiming", "kaiming_normal",
-              "kaiming_uniform", "zeros", "ones", "constant")
+        getattr(nn.init, function)(weight, **kwargs)
+        if getattr(module, "padding_idx", None) is not None:  # as nn.Embedding's own init does
+            weight[module.padding_idx].zero_()
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)
 
 
 def _fx_graph(graph: Graph, root: nn.Module) -> fx.Graph:
     g = fx.Graph()
     env: dict[str, fx.Node] = {vid: g.placeholder(vid) for vid in graph.inputs}
+    modules = dict(root.named_modules())
+    last = next(reversed(g.nodes), None)
     for node in graph.nodes:
         layer: Layer = graph.layers[node.layer]
-        target = node.layer if _has_module(root, node.layer) else None
-        before = len(g.nodes)
+        target = node.layer if node.layer in modules else None
         outs = torch_ops.emit(g, layer.op, tuple(env[i] for i in node.inputs), layer.params, target)
-        trace = _stack_trace(graph, node)
-        for fx_node in list(g.nodes)[before:]:
+        trace = _stack_trace(graph.name, node)
+        for fx_node in _nodes_after(g, last):
             fx_node.meta["stack_trace"] = trace
+            last = fx_node
         for fx_node, vid in zip(outs, node.outputs):
             fx_node.meta.setdefault("specc_value", vid)  # the IR value this fx node computes
             env[vid] = fx_node
     results = [env[v] for v in graph.outputs]
     g.output(results[0] if len(results) == 1 else tuple(results))
-    _relu_in_place(g, root)
+    _relu_in_place(g, modules)
     g.lint()
     return g
+
+
+def _nodes_after(g: fx.Graph, last: fx.Node | None) -> list[fx.Node]:
+    """The nodes added to `g` since `last` (all of them when None), oldest first."""
+    new = []
+    for fx_node in reversed(g.nodes):
+        if fx_node is last:
+            break
+        new.append(fx_node)
+    return new[::-1]
 
 
 # Producers whose backward needs only their inputs, so their output may be overwritten.
@@ -161,7 +166,7 @@ _OVERWRITABLE_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTran
 _OVERWRITABLE_FUNCTIONS = {operator.add, operator.sub}
 
 
-def _relu_in_place(g: fx.Graph, root: nn.Module) -> None:
+def _relu_in_place(g: fx.Graph, modules: dict[str, nn.Module]) -> None:
     """torch.relu -> torch.relu_ where that is safe, as hand-written code does with
     nn.ReLU(inplace=True) after conv/bn: it saves one activation's memory and time."""
     for node in g.nodes:
@@ -170,24 +175,15 @@ def _relu_in_place(g: fx.Graph, root: nn.Module) -> None:
         source = node.args[0]
         if not isinstance(source, fx.Node) or len(source.users) != 1:
             continue
-        overwritable = (source.op == "call_module" and isinstance(root.get_submodule(source.target),
-                                                                  _OVERWRITABLE_MODULES)) \
+        overwritable = (source.op == "call_module" and isinstance(modules[source.target], _OVERWRITABLE_MODULES)) \
             or (source.op == "call_function" and source.target in _OVERWRITABLE_FUNCTIONS)
         if overwritable:
             node.target = torch.relu_
 
 
-def _has_module(root: nn.Module, path: str) -> bool:
-    try:
-        root.get_submodule(path)
-        return True
-    except AttributeError:
-        return False
-
-
-def _stack_trace(graph: Graph, node) -> str:
+def _stack_trace(model_name: str, node) -> str:
     """Python-traceback-shaped text naming the spec line (and the block uses), innermost first."""
-    frames = [(node.span, graph.name)] + [(n.span, n.message) for n in node.notes if n.span is not None]
+    frames = [(node.span, model_name)] + [(n.span, n.message) for n in node.notes if n.span is not None]
     lines = []
     for span, where in reversed(frames):
         src = (source_line(span.file, span.line) or "").strip()

@@ -8,6 +8,7 @@ PyTorch and runs as fast. Only torch, operator and builtins appear in the graph,
 """
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
 from typing import Callable
@@ -80,6 +81,28 @@ def module_source(op_name: str, params: OpParams) -> str | None:
               if torch_defaults.get(k, inspect.Parameter.empty) != v}
     args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
     return f"nn.{factory.cls.__name__}({args})"
+
+
+def init_call(init: dict) -> tuple[str, dict]:
+    """The spec's `init = kind(args)` as the nn.init function for the weight and its arguments."""
+    kind, a = init["kind"], init
+    std = a.get("std", 1.0)
+    if kind == "normal":
+        return "normal_", {"mean": a.get("mean", 0.0), "std": std}
+    if kind == "trunc_normal":  # cut at 2 std by default (nn.init's default cuts at 2, not 2 std)
+        return "trunc_normal_", {"mean": a.get("mean", 0.0), "std": std, "a": a.get("a", -2 * std),
+                                 "b": a.get("b", 2 * std)}
+    if kind in ("xavier", "xavier_uniform", "xavier_normal"):
+        return ("xavier_normal_" if kind == "xavier_normal" else "xavier_uniform_"), {"gain": a.get("gain", 1.0)}
+    if kind in ("kaiming", "kaiming_normal"):  # torchvision's conv init: fan_out, relu
+        return "kaiming_normal_", {"mode": a.get("mode", "fan_out"), "nonlinearity": a.get("nonlinearity", "relu")}
+    if kind == "kaiming_uniform":  # PyTorch's own Linear/Conv default
+        return "kaiming_uniform_", {"a": a.get("a", math.sqrt(5)), "mode": a.get("mode", "fan_in")}
+    if kind == "constant":
+        return "constant_", {"val": a.get("value", 0.0)}
+    if kind in ("zeros", "ones"):
+        return f"{kind}_", {}
+    raise ValueError(f"unknown init `{kind}`")
 
 
 def function(fn, args=lambda p: (), kwargs=lambda p: {}) -> Lowering:

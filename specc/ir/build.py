@@ -111,6 +111,16 @@ def explicit_names(stmts) -> set[str]:
     return found
 
 
+# `init = kind(args)` on a layer: each kind and the arguments it takes (the torch backend applies them).
+INIT_KINDS = {
+    "normal": ("mean", "std"), "trunc_normal": ("mean", "std", "a", "b"),
+    "xavier": ("gain",), "xavier_uniform": ("gain",), "xavier_normal": ("gain",),
+    "kaiming": ("mode", "nonlinearity"), "kaiming_normal": ("mode", "nonlinearity"), "kaiming_uniform": ("a", "mode"),
+    "zeros": (), "ones": (), "constant": ("value",),
+}
+INIT_NONLINEARITIES = ("linear", "sigmoid", "tanh", "relu", "leaky_relu", "selu")
+
+
 def _did_you_mean(name: str, candidates) -> str | None:
     guess = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     if not guess:
@@ -637,7 +647,7 @@ class Builder:
             kwargs[field_name], spans[field_name] = self.static(a.value, scope), a.span
         for a in keywords:
             if a.name == "init":
-                init = self._init_arg(a, scope)
+                init, spans["init"] = self._init_arg(a, scope), a.span
                 continue
             if a.name in kwargs:
                 self.fail("E0404", f"{op.name} got `{a.name}` twice", a.span, scope)
@@ -651,14 +661,36 @@ class Builder:
         return kwargs, spans, init
 
     def _init_arg(self, a: A.Arg, scope: Scope) -> dict:
-        """`init = "kaiming"` or `init = normal(std = 0.02)`."""
+        """`init = kaiming`, `init = "kaiming"` or `init = normal(std = 0.02)`, checked against INIT_KINDS."""
         v = a.value
-        if isinstance(v, A.Call) and all(x.name for x in v.args):
-            return {"kind": v.func, **{x.name: self.static(x.value, scope) for x in v.args}}
-        kind = self.static(v, scope) if not isinstance(v, A.Name) else v.id
-        if not isinstance(kind, str):
-            self.fail("E0405", "init takes a name such as normal, xavier or kaiming", a.span, scope)
-        return {"kind": kind}
+        if isinstance(v, A.Call):
+            kind, kind_span, args = v.func, v.func_span, v.args
+        else:
+            kind, kind_span, args = (v.id if isinstance(v, A.Name) else self.static(v, scope)), v.span, ()
+        if kind not in INIT_KINDS:
+            self.fail("E0405", f"unknown init `{kind}`" if isinstance(kind, str) else
+                      "init takes a name such as normal, xavier or kaiming", kind_span, scope, label="not an init",
+                      help=(_did_you_mean(kind, INIT_KINDS) if isinstance(kind, str) else None)
+                      or f"one of: {', '.join(INIT_KINDS)}")
+        init = {"kind": kind}
+        for x in args:
+            allowed = INIT_KINDS[kind]
+            if x.name not in allowed:
+                self.fail("E0404", f"init {kind} has no argument `{x.name}`" if x.name else
+                          f"init {kind} takes its arguments by name", x.span, scope,
+                          help=f"its arguments: {', '.join(allowed) or 'none'}")
+            value = self.static(x.value, scope)
+            if x.name == "mode":
+                ok, want = value in ("fan_in", "fan_out"), '"fan_in" or "fan_out"'
+            elif x.name == "nonlinearity":
+                ok, want = value in INIT_NONLINEARITIES, f"one of {', '.join(INIT_NONLINEARITIES)}"
+            else:
+                ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+            if not ok:
+                self.fail("E0405", f"init {kind} argument `{x.name}` must be {want}", x.value.span, scope,
+                          label=f"got {_show(value)}")
+            init[x.name] = value
+        return init
 
     def apply_op(self, func: str, call, tensors: list, kwargs: dict, scope: Scope, path: str | None,
                  arg_spans: dict | None = None, init: dict | None = None):
@@ -714,6 +746,9 @@ class Builder:
                 help_ = f"drop the input size; specc infers it: {unparse.call(call.func, fixed)}"
             label = err.label or (f"input is {_shape_text(types[0])}" if types and err.code == "E0301" else "")
             self.fail(err.code, err.message, span or getattr(call, "span", None), scope, label=label, help=help_)
+        if init and "weight" not in op.param_shapes(result.params):
+            self.fail("E0405", f"{op.name} has no `weight` for init to set", arg_spans.get("init"), scope,
+                      label="nothing to initialise", help="init applies to layers with a weight (Linear, Conv2d, ...)")
         if len(self.nodes) >= MAX_NODES:
             self.fail("E0602", f"the model expands to more than {MAX_NODES:,} layers", call.span, scope)
         if not layer_exists:
