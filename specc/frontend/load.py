@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import Diagnostic, Failed, SpecError
 from ..schema import Spec
 from ..source import SourceSpan, register_source
-from .parse import parse
+from .parse import later_syntax_errors, parse
 from .transform import DocumentBuilder, to_ast
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -60,7 +60,10 @@ def load_text(text: str, file: str) -> Spec:
     try:
         doc, source_map, diagnostics = document(text, file)
     except Failed as failed:
-        raise SpecError([failed.diagnostic]) from None
+        found = [failed.diagnostic]
+        if failed.diagnostic.code.startswith("E01") and not file.endswith(YAML_SUFFIXES):  # a syntax error
+            found += later_syntax_errors(text, file, failed.diagnostic)
+        raise SpecError(found) from None
     spec = None
     try:
         spec = Spec.model_validate(doc)

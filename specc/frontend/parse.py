@@ -138,6 +138,34 @@ def parse(text: str, file: str, start: str = "start", line_offset: int = 0):
         raise Failed(diag) from None
 
 
+# A line that starts a top-level item (`model`, `block`, `import`, `spec` or a section such as
+# `train {`) at column 1: after a syntax error, parsing resumes at the next one.
+ITEM_START = re.compile(r"(?:model|block|import|spec)\b|(?!(?:if|else)\b)[A-Za-z_]\w*(?:[ \t]+[A-Za-z_]\w*)?[ \t]*\{")
+
+
+def later_syntax_errors(text: str, file: str, first: Diagnostic, limit: int = 20) -> list[Diagnostic]:
+    """The syntax errors after `first`, at most one per top-level item, as a compiler that
+    resynchronises at the next declaration reports them. The lines before the resume point are
+    blanked rather than cut, so positions stay those of the file."""
+    lines = text.split("\n")
+    found: list[Diagnostic] = []
+    after = first.span.line if first.span is not None else len(lines)
+    while len(found) < limit:
+        resume = next((i for i in range(after, len(lines)) if ITEM_START.match(lines[i])), None)
+        if resume is None:  # lines[i] is line i + 1, so every candidate lies after `after`
+            return found
+        try:
+            parse("\n" * resume + "\n".join(lines[resume:]), file)
+            return found
+        except Failed as failed:
+            diagnostic = failed.diagnostic
+            if diagnostic.span is None or diagnostic.span.line <= resume:
+                return found
+            found.append(diagnostic)
+            after = diagnostic.span.line
+    return found
+
+
 def _span_of(tok: Token, file: str) -> SourceSpan:
     width = max(1, len(tok.value)) if tok.type not in ("_NL", "$END") else 1
     return SourceSpan(file, tok.line, tok.column, tok.line, tok.column + width)
@@ -215,6 +243,9 @@ def _slip(tok: Token, expected: set, prev: Token | None, postlex: Newlines, file
     if prev is not None and prev.type == "COMMA" and tok.type in ("RBRACE", "$END", "EQUAL", "_NL"):
         return Diagnostic("E0103", "trailing comma: nothing follows this `,`",
                           SourceSpan.point(file, prev.line, prev.column), label="remove this comma")
+    if tok.type == "NAME" and "PIPE" in expected and prev is not None and prev.line == tok.line:
+        return Diagnostic("E0101", f"expected `|>` or the end of the line, found name `{tok.value}`", span,
+                          label="unexpected here", help=f"to apply it, chain it with `|>`: `|> {tok.value}`")
     if tok.type == "EQUAL" and "COLON" in expected:
         return Diagnostic("E0104", "expected `:` here, not `=`", span, label="use `:`",
                           help="inputs and shape annotations use `:`, as in `input x: float32[N, 8]`")
