@@ -116,11 +116,14 @@ def test_specc_train_digits(tmp_path, capsys):
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_lightning_engine_trains_digits(tmp_path):
+def test_lightning_engine_trains_digits_and_resumes(tmp_path):
     metrics = specc.compile(DIGITS).train(out_dir=tmp_path / "light", engine="lightning", epochs=2, verbose=False)
     assert metrics["val/accuracy"] >= 0.90
     assert [r["epoch"] for r in records(tmp_path / "light")] == [1, 2]
-    assert (tmp_path / "light" / "checkpoints" / "last.ckpt").exists()
+    last = tmp_path / "light" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 1  # Lightning counts from 0
+    specc.compile(DIGITS).train(out_dir=tmp_path / "light", engine="lightning", epochs=3, resume=True, verbose=False)
+    assert [r["epoch"] for r in records(tmp_path / "light")] == [1, 2, 3]
 
 
 # ---- reproducibility and resume ---------------------------------------------------------------------

@@ -154,8 +154,9 @@ def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool,
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's own, about torch's pytree API
+        warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resuming
         trainer.fit(fit_module, train_dataloaders=train_batches, val_dataloaders=val_batches,
-                    ckpt_path=str(last) if resume and last.exists() else None)
+                    ckpt_path=str(last) if resume and last.exists() else None, weights_only=True)
     records = read_metrics(out)
     record = records[-1] if records else {}
     best = trainer.checkpoint_callback
@@ -212,5 +213,5 @@ def _global_zero() -> bool:
 
 
 def _epochs_in(checkpoint: Path) -> int:
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     return int(state.get("epoch", -1)) + 1
