@@ -9,7 +9,8 @@ ready ResNet-50 module against constructing the hand-written ResNet-50: ratio <=
 specs/resnet50.dlspec has torchvision's init (kaiming normal convs), and so has the hand-written
 reference, which like torchvision runs PyTorch's default init first and then overwrites it; specc
 skips a default init that the spec's overwrites. The second build figure removes the init from
-both sides, so it measures what specc's front end and fx code generation add.
+both sides, so it measures what specc's front end and fx code generation add. The last figure
+shows the same effect on GPT-2-sized layers with GPT-2's normal(0.02) init.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -81,6 +83,25 @@ def without_init(folder: Path) -> Path:
     return folder / "resnet50.dlspec"
 
 
+GPT2_SIZED = """model GPT2Sized {
+  input idx: int64[N, T]
+  y = idx |> wte: Embedding(50257, 768, init = normal(std = 0.02))
+    |> c_fc: Linear(3072, init = normal(std = 0.02)) |> c_proj: Linear(768, init = normal(std = 0.02))
+  output y
+}
+"""
+
+
+def gpt2_sized_by_hand() -> nn.Module:
+    """The same three layers as hand-written PyTorch inits them: default init, then normal_ (GPT-2's)."""
+    model = nn.Sequential(nn.Embedding(50257, 768), nn.Linear(768, 3072), nn.Linear(3072, 768))
+    for layer in model:
+        nn.init.normal_(layer.weight, std=0.02)
+        if getattr(layer, "bias", None) is not None:
+            nn.init.zeros_(layer.bias)
+    return model
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=10)
@@ -97,6 +118,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         default_init = build_time(without_init(Path(tmp)), lambda: ref.resnet50(torchvision_init=False), args.pairs)
     print(f"  the same with PyTorch's default init on both sides (specc's own overhead) = {default_init:.3f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "gpt2_sized.dlspec"
+        path.write_text(GPT2_SIZED)
+        print(f"spec -> GPT-2-sized embedding + MLP with normal(std = 0.02) / hand-written (default init, then "
+              f"normal_) = {build_time(path, gpt2_sized_by_hand, args.pairs):.3f}")
 
 
 if __name__ == "__main__":

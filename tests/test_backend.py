@@ -11,6 +11,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 import specc
 from specc.emit import emit_python
+from specc.backends.torch_ops import init_call
 from specc.ir.build import INIT_KINDS
 from specc.ir.dims import substitute
 
@@ -86,6 +87,10 @@ def test_every_init_kind_compiles(kind, tmp_path):
     model = specc.compile(path).model
     assert model.a.weight.shape == (32, 64) and torch.count_nonzero(model.a.bias) == 0
     assert torch.isfinite(model.a.weight).all() and (kind in ("zeros", "constant")) == (torch.count_nonzero(model.a.weight) == 0)
+    default = init_call({"kind": kind})  # and every argument `specc check` accepts reaches nn.init
+    for arg in INIT_KINDS[kind]:
+        value = {"mode": "fan_in" if default[1].get("mode") == "fan_out" else "fan_out", "nonlinearity": "tanh"}
+        assert init_call({"kind": kind, arg: value.get(arg, 0.123)}) != default, arg
 
 
 def _emitted_model(compiled, tmp_path):

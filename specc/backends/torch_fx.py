@@ -49,7 +49,7 @@ def _make_module(layer: Layer, device: torch.device) -> nn.Module | None:
         return None
     if _init_overwrites_all(module):
         module = module.to_empty(device=device)
-    else:  # other state too (running stats, extra weights): build it for real, then init
+    else:  # other state too (a BatchNorm's running statistics): build it for real, then init
         module = torch_ops.lower_module(layer.op, layer.params)
     _initialise(module, layer.init)
     return module

@@ -86,12 +86,12 @@ def module_source(op_name: str, params: OpParams) -> str | None:
 def init_call(init: dict) -> tuple[str, dict]:
     """The spec's `init = kind(args)` as the nn.init function for the weight and its arguments."""
     kind, a = init["kind"], init
-    std = a.get("std", 1.0)
+    mean, std = a.get("mean", 0.0), a.get("std", 1.0)
     if kind == "normal":
-        return "normal_", {"mean": a.get("mean", 0.0), "std": std}
-    if kind == "trunc_normal":  # cut at 2 std by default (nn.init's default cuts at 2, not 2 std)
-        return "trunc_normal_", {"mean": a.get("mean", 0.0), "std": std, "a": a.get("a", -2 * std),
-                                 "b": a.get("b", 2 * std)}
+        return "normal_", {"mean": mean, "std": std}
+    if kind == "trunc_normal":  # cut at mean ± 2 std by default (nn.init's default cuts at ±2)
+        return "trunc_normal_", {"mean": mean, "std": std, "a": a.get("a", mean - 2 * std),
+                                 "b": a.get("b", mean + 2 * std)}
     if kind in ("xavier", "xavier_uniform", "xavier_normal"):
         return ("xavier_normal_" if kind == "xavier_normal" else "xavier_uniform_"), {"gain": a.get("gain", 1.0)}
     if kind in ("kaiming", "kaiming_normal"):  # torchvision's conv init: fan_out, relu

@@ -138,9 +138,9 @@ def parse(text: str, file: str, start: str = "start", line_offset: int = 0):
         raise Failed(diag) from None
 
 
-# A line that starts a top-level item (`model`, `block`, `import`, `spec` or a section such as
-# `train {`) at column 1: after a syntax error, parsing resumes at the next one.
-ITEM_START = re.compile(r"(?:model|block|import|spec)\b|(?!(?:if|else)\b)[A-Za-z_]\w*(?:[ \t]+[A-Za-z_]\w*)?[ \t]*\{")
+# A line that starts a top-level item at column 1 (`model`, `block`, `import`, `spec`, or the
+# `train` and `export` sections): after a syntax error, parsing resumes at the next one.
+ITEM_START = re.compile(r"(?:model|block|import|spec)\b|(?:train|export)\b(?:[ \t]+[A-Za-z_]\w*)?[ \t]*\{")
 
 
 def later_syntax_errors(text: str, file: str, first: Diagnostic, limit: int = 20) -> list[Diagnostic]:
@@ -243,7 +243,13 @@ def _slip(tok: Token, expected: set, prev: Token | None, postlex: Newlines, file
     if prev is not None and prev.type == "COMMA" and tok.type in ("RBRACE", "$END", "EQUAL", "_NL"):
         return Diagnostic("E0103", "trailing comma: nothing follows this `,`",
                           SourceSpan.point(file, prev.line, prev.column), label="remove this comma")
-    if tok.type == "NAME" and "PIPE" in expected and prev is not None and prev.line == tok.line:
+    if (tok.type in ("NAME", "INT", "FLOAT", "STRING") and "COMMA" in expected and prev is not None
+            and prev.line == tok.line and postlex.open and postlex.open[-1].type in ("LPAR", "LSQB")):
+        return Diagnostic("E0101", f"missing `,` before {_describe(tok)}", span, label="expected `,` before this",
+                          help="separate arguments and list items with `,`")
+    line_before = postlex.text.split("\n")[tok.line - 1][:tok.column - 1] if tok.type == "NAME" else ""
+    if ("|>" in line_before and "PIPE" in expected and prev is not None and prev.line == tok.line
+            and (not postlex.open or postlex.open[-1].type == "LBRACE")):
         return Diagnostic("E0101", f"expected `|>` or the end of the line, found name `{tok.value}`", span,
                           label="unexpected here", help=f"to apply it, chain it with `|>`: `|> {tok.value}`")
     if tok.type == "EQUAL" and "COLON" in expected:

@@ -679,17 +679,24 @@ class Builder:
                 self.fail("E0404", f"init {kind} has no argument `{x.name}`" if x.name else
                           f"init {kind} takes its arguments by name", x.span, scope,
                           help=f"its arguments: {', '.join(allowed) or 'none'}")
+            if x.name in init:
+                self.fail("E0404", f"init {kind} got `{x.name}` twice", x.span, scope)
             value = self.static(x.value, scope)
             if x.name == "mode":
                 ok, want = value in ("fan_in", "fan_out"), '"fan_in" or "fan_out"'
             elif x.name == "nonlinearity":
                 ok, want = value in INIT_NONLINEARITIES, f"one of {', '.join(INIT_NONLINEARITIES)}"
+            elif x.name == "std":
+                ok, want = _is_number(value) and value > 0, "a positive number"
             else:
-                ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+                ok, want = _is_number(value), "a number"
             if not ok:
                 self.fail("E0405", f"init {kind} argument `{x.name}` must be {want}", x.value.span, scope,
                           label=f"got {_show(value)}")
             init[x.name] = value
+        if "a" in init and "b" in init and not init["a"] < init["b"]:
+            self.fail("E0405", f"init {kind} needs a < b (the cut-off points), got a = {init['a']}, b = {init['b']}",
+                      v.span, scope)
         return init
 
     def apply_op(self, func: str, call, tensors: list, kwargs: dict, scope: Scope, path: str | None,
@@ -746,9 +753,8 @@ class Builder:
                 help_ = f"drop the input size; specc infers it: {unparse.call(call.func, fixed)}"
             label = err.label or (f"input is {_shape_text(types[0])}" if types and err.code == "E0301" else "")
             self.fail(err.code, err.message, span or getattr(call, "span", None), scope, label=label, help=help_)
-        if init and "weight" not in op.param_shapes(result.params):
-            self.fail("E0405", f"{op.name} has no `weight` for init to set", arg_spans.get("init"), scope,
-                      label="nothing to initialise", help="init applies to layers with a weight (Linear, Conv2d, ...)")
+        if init:
+            self._check_init_fits(op, result.params, init, arg_spans.get("init"), scope)
         if len(self.nodes) >= MAX_NODES:
             self.fail("E0602", f"the model expands to more than {MAX_NODES:,} layers", call.span, scope)
         if not layer_exists:
@@ -766,6 +772,17 @@ class Builder:
         self.nodes.append(Node(node_id, path, tuple(t.id for t in tensors), tuple(o.id for o in outs),
                                call.span, scope.notes, macs))
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _check_init_fits(self, op, params, init: dict, span, scope: Scope) -> None:
+        """The layer has a weight for init to set, and xavier/kaiming get one with fan-in and fan-out."""
+        weight = op.param_shapes(params).get("weight")
+        if weight is None:
+            self.fail("E0405", f"{op.name} has no `weight` for init to set", span, scope,
+                      label="nothing to initialise", help="init applies to layers with a weight (Linear, Conv2d, ...)")
+        if init["kind"].startswith(("xavier", "kaiming")) and len(weight) < 2:
+            self.fail("E0405", f"init {init['kind']} needs a weight of 2 or more dims (fan-in and fan-out), "
+                      f"but {op.name}'s is {list(weight)}", span, scope,
+                      help="use normal, trunc_normal, zeros, ones or constant here")
 
     def _input_span(self, call, index: int, n: int):
         tensor_args = [a for a in call.args if a.name is None]
@@ -875,6 +892,10 @@ def _display_path(path: Path) -> str:
 
 def _as_list(value) -> list:
     return list(value) if isinstance(value, (tuple, list)) else [value]
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _show(v) -> str:
