@@ -466,7 +466,7 @@ class Builder:
             if isinstance(a, Tensor) and isinstance(b, Tensor):
                 return self.apply_op(name, e, [a, b], {}, scope, None)
             tensor, other = (a, b) if isinstance(a, Tensor) else (b, a)
-            if not isinstance(other, (int, float)) or isinstance(other, bool):
+            if not _is_number(other):
                 self.fail("E0405", f"cannot apply `{op}` to a tensor and {type_name(other)}", e.span, scope)
             if isinstance(b, Tensor) and op in ("-", "/"):
                 self.fail("E0405", f"write the tensor first: `x {op} {other}`", e.span, scope)
