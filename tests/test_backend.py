@@ -10,8 +10,9 @@ import torch
 from torch.fx.passes.shape_prop import ShapeProp
 
 import specc
-from specc.emit import emit_python
 from specc.backends.torch_ops import init_call
+from specc.compiled import build_ir, load_spec
+from specc.emit import emit_python
 from specc.ir.build import INIT_KINDS
 from specc.ir.dims import substitute
 
@@ -78,6 +79,21 @@ def test_emitted_python_matches_the_compiled_module(path, model, tmp_path):
         a, b = standalone(*inputs), compiled.model(*inputs)
     for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
         assert torch.equal(x, y)
+
+
+def test_tied_weights_are_one_parameter(tmp_path):
+    """A tied weight is the source's Parameter; the layer's own bias is still real and initialised."""
+    path = tmp_path / "tied.dlspec"
+    path.write_text("model M {\n  input idx: int64[N, T]\n  x = idx |> wte: Embedding(100, 16)\n"
+                    "  a = x |> head: Linear(100, bias = false)\n  b = x |> biased: Linear(100)\n"
+                    "  tie head.weight = wte.weight\n  tie biased.weight = wte.weight\n  output a, b\n}\n")
+    model = specc.compile(path).model
+    assert model.head.weight is model.wte.weight is model.biased.weight
+    assert sum(p.numel() for p in model.parameters()) == 100 * 16 + 100
+    assert not any(t.is_meta for t in model.state_dict().values())
+    assert 0 < model.biased.bias.abs().max() <= 1 / 4  # PyTorch's default: U(-1/sqrt(16), 1/sqrt(16))
+    a, b = model(torch.randint(0, 100, (2, 3)))
+    torch.testing.assert_close(b - model.biased.bias, a)
 
 
 @pytest.mark.parametrize("kind", INIT_KINDS)
@@ -150,6 +166,13 @@ def test_resnet_convs_have_torchvisions_init():
     weight = model.get_parameter("layer4.1.conv2.weight")  # [512, 512, 3, 3]
     assert abs(weight.std().item() / math.sqrt(2 / (512 * 9)) - 1) < 0.02 and abs(weight.mean().item()) < 1e-3
     assert torch.equal(model.get_parameter("layer4.1.bn2.weight"), torch.ones(512))
+
+
+def test_gpt2_has_gpt2s_init():
+    """normal(0, 0.02) weights, the residual projections' scaled by 1 / sqrt(2 * layers) (IR only)."""
+    layers = build_ir(load_spec(ROOT / "specs" / "gpt2_small.dlspec")).layers
+    assert dict(layers["wte"].init) == dict(layers["h.0.attn.c_attn"].init) == {"kind": "normal", "std": 0.02}
+    assert dict(layers["h.11.mlp.c_proj"].init) == {"kind": "normal", "std": 0.02 / math.sqrt(24)}
 
 
 def test_resnet18_matches_reference_numerically():

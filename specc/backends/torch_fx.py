@@ -19,11 +19,12 @@ from . import torch_ops
 
 def build_module(graph: Graph, *, device=None, dtype=None) -> fx.GraphModule:
     root = nn.Module()
+    tied = {tie.target for tie in graph.ties}
     # torch.device(...) as a context routes every tensor factory through a Python mode: only when asked
     with torch.device(device) if device is not None else contextlib.nullcontext():
         target_device = torch.get_default_device()
         for path, layer in graph.layers.items():
-            module = _make_module(layer, target_device)
+            module = _make_module(layer, target_device, tied)
             if module is not None:
                 _install(root, path, module)
     for tie in graph.ties:
@@ -35,29 +36,31 @@ def build_module(graph: Graph, *, device=None, dtype=None) -> fx.GraphModule:
     return gm
 
 
-def _make_module(layer: Layer, device: torch.device) -> nn.Module | None:
+def _make_module(layer: Layer, device: torch.device, tied: set[str]) -> nn.Module | None:
     """The layer's module with PyTorch's default init, or with the spec's `init` when it has one.
 
-    A module whose every tensor the spec's init overwrites (weight, bias) is made on the meta
-    device and then given real, empty storage: running PyTorch's default init first would cost as
-    much as the spec's init, only to be thrown away."""
-    if not layer.init or device.type == "meta":
+    PyTorch's default init costs as much as the spec's, so it is not run where it would be thrown
+    away: a module whose every tensor is overwritten, by the spec's init (weight and bias) or by a
+    tie to another layer's parameter (GPT-2's LM head), is made on the meta device, then given
+    real, empty storage if it keeps any tensor of its own."""
+    tied_here = {name.rpartition(".")[2] for name in tied if name.rpartition(".")[0] == layer.path}
+    if device.type == "meta" or not (layer.init or tied_here):
         return torch_ops.lower_module(layer.op, layer.params)
     with torch.device("meta"):
         module = torch_ops.lower_module(layer.op, layer.params)
     if module is None:
         return None
-    if _init_overwrites_all(module):
-        module = module.to_empty(device=device)
-    else:  # other state too (a BatchNorm's running statistics): build it for real, then init
+    names = {name for name, _ in module.named_parameters()}
+    overwritten = tied_here | ({"weight", "bias"} if layer.init else set())
+    if list(module.buffers()) or not names <= overwritten:  # other state too (a BatchNorm's running stats)
         module = torch_ops.lower_module(layer.op, layer.params)
-    _initialise(module, layer.init)
+    elif names <= tied_here:
+        return module  # every parameter tied: the ties replace these meta ones
+    else:
+        module = module.to_empty(device=device)
+    if layer.init:
+        _initialise(module, layer.init)
     return module
-
-
-def _init_overwrites_all(module: nn.Module) -> bool:
-    params = {name for name, _ in module.named_parameters()}
-    return "weight" in params and params <= {"weight", "bias"} and not list(module.buffers())
 
 
 class _SpecLocatedCall:

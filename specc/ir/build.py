@@ -7,6 +7,7 @@ anything computed from a poisoned value is poisoned silently, so one mistake giv
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ MAX_REPEAT = 100_000
 MAX_NODES = 1_000_000
 MAX_BLOCK_DEPTH = 64
 MAX_PARAMS = 10**12  # refused before anything is allocated; `--max-params` lowers it
-BUILTINS = ("channels", "dim", "rank", "features", "min", "max", "int", "float", "len")
+BUILTINS = ("channels", "dim", "rank", "features", "min", "max", "int", "float", "len", "sqrt")
 
 
 class _Poison:
@@ -505,6 +506,10 @@ class Builder:
                 return float(args[0])
             if f == "len":
                 return len(args[0])
+            if f == "sqrt":  # GPT-2's scaled init: std = 0.02 / sqrt(2 * layers)
+                if len(args) != 1 or not _is_number(args[0]):
+                    raise EvalError("sqrt() takes a number")
+                return math.sqrt(args[0])
         except (TypeError, ValueError) as err:
             raise EvalError(f"{f}(): {err}") from None
         raise EvalError(f"unknown function {f}")
