@@ -509,6 +509,8 @@ class Builder:
             if f == "sqrt":  # GPT-2's scaled init: std = 0.02 / sqrt(2 * layers)
                 if len(args) != 1 or not _is_number(args[0]):
                     raise EvalError("sqrt() takes a number")
+                if args[0] < 0:
+                    raise EvalError(f"sqrt() of a negative number ({args[0]})")
                 return math.sqrt(args[0])
         except (TypeError, ValueError) as err:
             raise EvalError(f"{f}(): {err}") from None
