@@ -50,21 +50,30 @@ class Newlines:
     def __init__(self, file: str, text: str):
         self.file, self.text = file, text
         self.open: list[Token] = []  # the unclosed brackets, for "missing `)`" messages
+        # line -> the token that ended the line before, where a line continues the one before
+        # because that one ended in an operator, `,` or an open bracket (for "unfinished" messages)
+        self.continued: dict[int, Token] = {}
+        self.joined_after: Token | None = None  # a newline was just dropped after this token
 
     def process(self, stream):
         # No token is held back: Lark's contextual lexer needs the parser to have seen each
         # token before the next is lexed, so the next line is peeked at in the raw text.
-        self.open = []
+        self.open, self.continued, self.joined_after = [], {}, None
         prev: Token | None = None
         for tok in stream:
             kind = tok.type
             if kind == "_NL":
-                if (prev is None or prev.type in CONTINUE_AFTER or prev.type == "_NL"
-                        or (self.open and self.open[-1].type != "LBRACE")
-                        or CONTINUES_NEXT_LINE.match(self.text, tok.end_pos)
+                if prev is not None and prev.type != "_NL" and (
+                        prev.type in CONTINUE_AFTER or (self.open and self.open[-1].type != "LBRACE")):
+                    self.joined_after = prev
+                    continue
+                if (prev is None or prev.type == "_NL" or CONTINUES_NEXT_LINE.match(self.text, tok.end_pos)
                         or ONLY_BLANKS_LEFT.match(self.text, tok.end_pos)):
                     continue
-            elif kind in OPENERS:
+            elif self.joined_after is not None:
+                self.continued[tok.line] = self.joined_after
+            self.joined_after = None
+            if kind in OPENERS:
                 self.open.append(tok)
                 if len(self.open) > MAX_NESTING:
                     raise Failed(Diagnostic(
@@ -181,8 +190,19 @@ def _describe(tok: Token) -> str:
     return f"`{tok.value}`"
 
 
-def _expected_words(expected) -> str:
-    words = sorted({WORDS.get(e, f"`{e.lower()}`") for e in expected if not e.startswith("__")})
+# the tokens that may start an expression: when all of them would do, the message says "an expression"
+EXPRESSION_START = {"NAME", "INT", "FLOAT", "STRING", "LPAR", "LSQB"}
+
+
+def _expected_words(expected, prev: Token | None = None) -> str:
+    names = {e for e in expected if not e.startswith("__")}
+    if prev is not None and prev.type in CONTINUE_AFTER:
+        names.discard("_NL")  # the post-lexer drops a newline here, so it is never really expected
+    words = set()
+    if EXPRESSION_START <= names:
+        names -= EXPRESSION_START | {"ADD_OP", "NOT"}
+        words.add("an expression")
+    words = sorted(words | {WORDS.get(e, f"`{e.lower()}`") for e in names})
     if not words:
         return "something else"
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
@@ -205,7 +225,7 @@ def syntax_diagnostic(err: UnexpectedInput, text: str, file: str, postlex: Newli
     slip = _slip(tok, expected, prev, postlex, file)
     if slip is not None:
         return slip
-    return Diagnostic("E0101", f"expected {_expected_words(expected)}, found {_describe(tok)}", span,
+    return Diagnostic("E0101", f"expected {_expected_words(expected, prev)}, found {_describe(tok)}", span,
                       label="unexpected here")
 
 
@@ -240,6 +260,9 @@ def _slip(tok: Token, expected: set, prev: Token | None, postlex: Newlines, file
         return Diagnostic("E0102", f"missing `{closing}`: this `{closer}` is never closed",
                           _span_of(unclosed, file), label=f"opened here",
                           help=f"add `{closing}` where the {'block' if closer == '{' else 'list or call'} ends")
+    unfinished = _unfinished_line(tok, postlex, file)
+    if unfinished is not None:
+        return unfinished
     if prev is not None and prev.type == "COMMA" and tok.type in ("RBRACE", "$END", "EQUAL", "_NL"):
         return Diagnostic("E0103", "trailing comma: nothing follows this `,`",
                           SourceSpan.point(file, prev.line, prev.column), label="remove this comma")
@@ -252,6 +275,9 @@ def _slip(tok: Token, expected: set, prev: Token | None, postlex: Newlines, file
             and (not postlex.open or postlex.open[-1].type == "LBRACE")):
         return Diagnostic("E0101", f"expected `|>` or the end of the line, found name `{tok.value}`", span,
                           label="unexpected here", help=f"to apply it, chain it with `|>`: `|> {tok.value}`")
+    if prev is not None and prev.value == "repeat" and tok.type == "LBRACE":
+        return Diagnostic("E0101", "`repeat` needs a count before `{`", span, label="expected a count before this",
+                          help="e.g. `repeat 3 { Linear(64) }`, or `repeat layers as i { ... }`")
     if tok.type == "EQUAL" and "COLON" in expected:
         return Diagnostic("E0104", "expected `:` here, not `=`", span, label="use `:`",
                           help="inputs and shape annotations use `:`, as in `input x: float32[N, 8]`")
@@ -267,3 +293,34 @@ def _slip(tok: Token, expected: set, prev: Token | None, postlex: Newlines, file
 
 
 CLOSERS_FOR = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
+
+
+def _unfinished_line(tok: Token, postlex: Newlines, file: str) -> Diagnostic | None:
+    """A line that ends in an operator or an open bracket continues on the next line; when that
+    next line is not indented further (it reads as a statement of its own) and the error is on
+    it or after it, the earlier line was left unfinished: say so there."""
+    lines = postlex.text.split("\n")
+    line = tok.line
+    if postlex.joined_after is not None and tok.line > postlex.joined_after.line:  # the lexer stopped at tok
+        postlex.continued[tok.line] = postlex.joined_after
+    while line in postlex.continued:
+        joiner = postlex.continued[line]
+        first = lines[line - 1].lstrip()
+        indent = len(lines[line - 1]) - len(first)
+        joiner_indent = len(lines[joiner.line - 1]) - len(lines[joiner.line - 1].lstrip())
+        operator = joiner.type in CONTINUE_AFTER and joiner.type not in ("COMMA", *OPENERS)
+        if indent <= joiner_indent and (operator or first[:1] not in ")]}"):
+            unclosed = postlex.open[-1] if postlex.open else None
+            if unclosed is not None and unclosed.type != "LBRACE" and unclosed.line < line:
+                closing = {"LPAR": ")", "LSQB": "]"}[unclosed.type]
+                return Diagnostic("E0102", f"missing `{closing}`: this `{unclosed.value}` is never closed",
+                                  _span_of(unclosed, file), label="opened here",
+                                  help=f"add `{closing}` where the list or call ends")
+            if joiner.type not in CONTINUE_AFTER:
+                return None
+            return Diagnostic("E0101", f"unfinished line: nothing follows `{joiner.value}`", _span_of(joiner, file),
+                              label="expected more after this",
+                              help=f"a line that ends in `{joiner.value}` goes on at the next line; "
+                                   f"finish it, or remove the `{joiner.value}`")
+        line = joiner.line
+    return None
