@@ -11,6 +11,7 @@ import operator
 
 import torch
 from torch import fx, nn
+from torch.overrides import TorchFunctionMode
 
 from ..ir.graph import Graph, Layer
 from ..source import source_line
@@ -21,7 +22,8 @@ def build_module(graph: Graph, *, device=None, dtype=None) -> fx.GraphModule:
     root = nn.Module()
     tied = {tie.target for tie in graph.ties}
     # torch.device(...) as a context routes every tensor factory through a Python mode: only when asked
-    with torch.device(device) if device is not None else contextlib.nullcontext():
+    with torch.device(device) if device is not None else contextlib.nullcontext(), \
+            _NoInitOnMeta() if device is not None and torch.device(device).type == "meta" else contextlib.nullcontext():
         target_device = torch.get_default_device()
         for path, layer in graph.layers.items():
             module = _make_module(layer, target_device, tied)
@@ -61,6 +63,21 @@ def _make_module(layer: Layer, device: torch.device, tied: set[str]) -> nn.Modul
     if layer.init:
         _initialise(module, layer.init)
     return module
+
+
+class _NoInitOnMeta(TorchFunctionMode):
+    """On the meta device there is no data to initialise, so `nn.init` calls and random fills
+    return at once. Run, the first one in a process imports torch._dynamo (about a second)."""
+
+    SKIPPED = {torch.Tensor.normal_, torch.Tensor.uniform_}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self.SKIPPED or getattr(func, "__module__", None) == "torch.nn.init":
+            tensor = args[0] if args else kwargs.get("tensor")
+            if isinstance(tensor, torch.Tensor) and tensor.is_meta:
+                return tensor
+        return func(*args, **kwargs)
 
 
 class _SpecLocatedCall:
