@@ -25,17 +25,21 @@ def save_weights(model, path) -> None:
 def load_weights(model, path) -> None:
     """Weights from a .safetensors file or a `specc train` checkpoint (.pt, loaded weights_only)."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise UsageError(f"no such weights file: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_model
-        load_model(model, str(path), strict=True)
-        return
-    import torch
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "model" in state:
-        state = state["model"]
-    model.load_state_dict(state, strict=True)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_model
+            load_model(model, str(path), strict=True)
+            return
+        import torch
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "model" in state:
+            state = state["model"]
+        model.load_state_dict(state, strict=True)
+    except Exception as err:  # noqa: BLE001 - a file of any content may come in: every failure is "not these weights"
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(f"cannot load weights from {path}: {reason}") from None
 
 
 def cmd_build(args) -> int:

@@ -170,8 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except SpecError as err:
         print(str(err), file=sys.stderr)
-        return EXIT_SPEC
+        # a SPEC argument that cannot be read is a usage error, as it is for `specc check`
+        return EXIT_USAGE if all(d.code == "E0901" for d in err.diagnostics) else EXIT_SPEC
     except UsageError as err:
+        print(f"specc: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:  # an output path that cannot be written, a folder given for a file, ...
         print(f"specc: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

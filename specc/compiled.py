@@ -68,10 +68,14 @@ def compile_spec(spec_or_path, *, model=None, device=None, dtype=None, compile=F
         raise ImportError("specc.compile needs PyTorch: pip install 'specc[torch]'") from None
     from .backends.torch_fx import build_module
 
+    if params is not None and not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of the model's parameters, got {type(params).__name__}")
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, dtype)
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating-point dtype such as 'float32' or 'bfloat16', got {dtype!r}")
     spec = load_spec(spec_or_path)
     graph = build_ir(spec, model, params)
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
     module = build_module(graph, device=device, dtype=dtype)
     if compile:
         module = torch.compile(module)

@@ -28,6 +28,7 @@ CODES = {
     "E0401": "undefined-name", "E0402": "unknown-op", "E0403": "duplicate-layer-name", "E0404": "unknown-argument",
     "E0405": "wrong-type", "E0406": "missing-argument", "E0407": "too-many-arguments", "E0408": "wrong-input-count",
     "E0409": "misplaced-statement", "E0410": "wrong-result-count", "E0411": "ambiguous-model",
+    "E0412": "reserved-name",
     "E0501": "missing-import", "E0502": "import-cycle",
     "E0601": "too-many-parameters", "E0602": "too-large", "E0603": "blocks-too-deep",
     "E0701": "bad-training-plan", "E0702": "missing-data", "E0703": "training-failed",

@@ -2,6 +2,7 @@
 is ever left half-written."""
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -14,10 +15,16 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+def _temp_beside(path: Path) -> tuple[int, str]:
+    if path.is_dir():  # else os.replace would say so only after the data is written, about the temp name
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+
 def write_bytes_atomic(path, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_beside(path)
     os.chmod(tmp, _default_mode())
     try:
         with os.fdopen(fd, "wb") as f:
@@ -37,9 +44,7 @@ def write_text_atomic(path, text: str) -> None:
 def atomic_path(path):
     """A temp path beside `path` for writers that want a file name (torch.save, exporters);
     call `os.replace(tmp, path)` when done."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_beside(Path(path))
     os.close(fd)
     os.chmod(tmp, _default_mode())
     return Path(tmp)

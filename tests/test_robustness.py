@@ -56,3 +56,78 @@ def test_cli_exit_codes_on_mutations(tmp_path):
         out = subprocess.run([sys.executable, "-m", "specc", "check", str(path)], capture_output=True, text=True)
         assert out.returncode in (0, 1), out.stderr
         assert "Traceback" not in out.stdout + out.stderr
+
+
+def _specc(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "specc", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_unreadable_inputs_are_refused_with_a_message(tmp_path):
+    """A device, a pipe, a folder: refused from what stat says, before any read that might not end."""
+    import os
+
+    fifo = tmp_path / "pipe.dlspec"
+    os.mkfifo(fifo)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "imports.dlspec").write_text(
+        'spec 1\nimport "folder"\nimport "/dev/zero"\nmodel M {\n  input x: float32[N, 4]\n  output x\n}\n')
+    found = specc.check([fifo, "/dev/zero", tmp_path / "imports.dlspec"])
+    assert [(d.code, d.message.split(": ", 1)[-1]) for d in found] == [
+        ("E0901", f"{fifo} is not a regular file"),
+        ("E0901", "/dev/zero is not a regular file"),
+        ("E0501", f"{tmp_path / 'folder'} is a folder"),
+        ("E0501", "/dev/zero is not a regular file"),
+    ]
+    assert all(d.span is not None for d in found[2:])
+
+
+def test_huge_numbers_are_refused_not_converted(tmp_path):
+    """Python refuses to turn integers of over 4,300 digits into text and back: specc stops long before."""
+    dlspec = tmp_path / "big.dlspec"
+    dlspec.write_text("spec 1\nmodel M {\n  input x: float32[N, 4]\n  y = x |> Linear(" + "9" * 5000 + ")\n  output y\n}\n")
+    yaml_spec = tmp_path / "big.yaml"
+    yaml_spec.write_text("spec: " + "9" * 5000 + "\nmodels:\n  M:\n    inputs: {x: 'float32[N, 4]'}\n    outputs: [x]\n")
+    for path, where in ((dlspec, (4, 19)), (yaml_spec, (1, 7))):
+        result = _specc("check", path, "--format", "json")
+        assert result.returncode == 1, result.stderr
+        assert '"code": "E0602"' in result.stdout and f'"line": {where[0]}' in result.stdout
+        assert f'"column": {where[1]}' in result.stdout
+
+
+def test_cli_usage_problems_exit_2_with_one_line(tmp_path):
+    spec = ROOT / "specs" / "tutorial_mlp.dlspec"
+    (tmp_path / "taken").write_text("a file where a folder should go")
+    (tmp_path / "garbage.pt").write_bytes(b"\x80\x02not a checkpoint")
+    for args in (("summary", tmp_path / "missing.dlspec"),
+                 ("build", spec, "-o", tmp_path / "taken"),
+                 ("build", spec, "-o", tmp_path / "out", "--weights", tmp_path / "garbage.pt"),
+                 ("emit", spec, "--python", "-o", tmp_path)):
+        result = _specc(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert (tmp_path / "taken").read_text() == "a file where a folder should go"
+
+
+def test_api_rejects_unknown_parameters_and_dtypes():
+    import pytest
+
+    spec = ROOT / "specs" / "tutorial_mlp.dlspec"
+    with pytest.raises(specc.SpecError) as info:
+        specc.compile(spec, params={"clases": 3})
+    assert "has no parameter `clases`" in str(info.value) and "did you mean `classes`?" in str(info.value)
+    with pytest.raises(TypeError, match="params must be a dict"):
+        specc.compile(spec, params=[1])
+    for dtype in ("float13", "int64"):
+        with pytest.raises(ValueError, match="floating-point dtype"):
+            specc.compile(spec, dtype=dtype)
+
+
+def test_reserved_layer_names_cover_torchs_module_attributes():
+    """MODULE_ATTRIBUTES (the frontend cannot import torch) lists what this torch's modules have."""
+    from torch import fx, nn
+
+    from specc.ir.build import MODULE_ATTRIBUTES
+
+    graph_module = fx.GraphModule(nn.Module(), fx.Graph())
+    public = {name for name in set(dir(graph_module)) | set(vars(graph_module)) if not name.startswith("_")}
+    assert public <= MODULE_ATTRIBUTES, sorted(public - MODULE_ATTRIBUTES)

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import stat
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import Diagnostic, Failed, SpecError
+from ..errors import Diagnostic, Failed, Note, SpecError
 from ..schema import Spec
 from ..source import SourceSpan, register_source
 from .parse import later_syntax_errors, parse
@@ -22,9 +23,13 @@ def read_source(path: str | Path) -> str:
     file = str(path)
     p = Path(path)
     try:
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise Failed(Diagnostic("E0602", f"{file} is {size:,} bytes; specs are limited to {MAX_FILE_BYTES:,}"))
+        st = p.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode):  # a device or a pipe: its size says nothing, and reading may not end
+            raise Failed(Diagnostic("E0901", f"{file} is not a regular file"))
+        if st.st_size > MAX_FILE_BYTES:
+            raise Failed(Diagnostic("E0602", f"{file} is {st.st_size:,} bytes; specs are limited to {MAX_FILE_BYTES:,}"))
         text = p.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise Failed(Diagnostic("E0901", f"no such file: {file}")) from None
@@ -102,6 +107,14 @@ def _real_path(doc, loc: tuple) -> tuple:
     return tuple(path)
 
 
+def _repeated_section(doc, path: tuple, source_map: dict) -> bool:
+    """A section written twice where one is allowed: the parser made a list of them (as for `loss`)."""
+    node = doc
+    for part in path:
+        node = node[part]
+    return isinstance(node, list) and path + (1,) in source_map and path + (0,) in source_map
+
+
 def _span_for(source_map: dict, path: tuple, file: str) -> SourceSpan:
     for n in range(len(path), 0, -1):
         if path[:n] in source_map and source_map[path[:n]] is not None:
@@ -151,7 +164,10 @@ def schema_diagnostics(err: ValidationError, doc: dict, source_map: dict, file: 
         span = _span_for(source_map, path, file)
         where = ".".join(str(p) for p in path) or "the document"
         kind = e["type"]
-        if kind == "extra_forbidden":
+        if kind in ("dict_type", "model_type", "model_attributes_type") and _repeated_section(doc, path, source_map):
+            diag = Diagnostic("E0208", f"section `{path[-1]}` appears twice", source_map[path + (1,)],
+                              label="second one", notes=(Note(f"first at {source_map[path + (0,)]}"),))
+        elif kind == "extra_forbidden":
             key = loc[-1]
             fields = sorted({f for m in _model_at(loc) for f in m.model_fields})
             guess = difflib.get_close_matches(str(key), fields, n=1)

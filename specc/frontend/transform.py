@@ -7,13 +7,17 @@ point into the file.
 """
 from __future__ import annotations
 
+import math
+
 from lark import Token, Tree
 
 from . import ast as A, unparse
 from ..errors import Diagnostic, Failed, Note
+from ..ir.evaluate import MAX_INT
 from ..source import SourceSpan
 
 SourceMap = dict[tuple, SourceSpan]
+MAX_DIGITS = len(str(MAX_INT))  # longer literals are refused before Python converts them
 
 
 class ToAst:
@@ -36,10 +40,18 @@ class ToAst:
 
     # ---- literals and names ----
     def int_lit(self, meta, c):
-        return A.Literal(int(c[0].replace("_", "")), self._span(meta))
+        digits = c[0].replace("_", "")
+        if len(digits) > MAX_DIGITS or int(digits) > MAX_INT:
+            raise Failed(Diagnostic("E0602", "this integer is too large: specc's integers fit in 64 bits "
+                                    "(at most 2**63 - 1)", self._span(meta), label="out of range"))
+        return A.Literal(int(digits), self._span(meta))
 
     def float_lit(self, meta, c):
-        return A.Literal(float(c[0].replace("_", "")), self._span(meta))
+        value = float(c[0].replace("_", ""))
+        if math.isinf(value):
+            raise Failed(Diagnostic("E0602", "this number is too large for a 64-bit float", self._span(meta),
+                                    label="out of range"))
+        return A.Literal(value, self._span(meta))
 
     def str_lit(self, meta, c):
         return A.Literal(_unescape(c[0]), self._span(meta))
@@ -263,6 +275,17 @@ class DocumentBuilder:
         self.doc[section][name] = value
         self.source_map[(section, name)] = name_span
 
+    def _twice(self, message: str, span: SourceSpan, first: SourceSpan | None, label: str = "second one") -> None:
+        self.diagnostics.append(Diagnostic("E0208", message, span, label=label,
+                                           notes=(Note(f"first at {first}"),) if first else ()))
+
+    def _unique_params(self, params) -> None:
+        seen = {}
+        for p in params:
+            if p.name in seen:
+                self._twice(f"parameter `{p.name}` is declared twice", p.span, seen[p.name])
+            seen.setdefault(p.name, p.span)
+
     def _const(self, value, span):
         name, expr = value
         self._define("constants", name, expr, span, span)
@@ -270,8 +293,13 @@ class DocumentBuilder:
     def _model(self, value, span):
         name, params, body, name_span = value
         inputs, outputs, stmts = {}, [], []
+        self._unique_params(params)
         for stmt in body:
             if isinstance(stmt, A.Input):
+                if stmt.name in inputs:
+                    self._twice(f"input `{stmt.name}` is declared twice", stmt.span,
+                                self.source_map[("models", name, "inputs", stmt.name)])
+                    continue
                 inputs[stmt.name] = stmt.type
                 self.source_map[("models", name, "inputs", stmt.name)] = stmt.span
             elif isinstance(stmt, A.Output):
@@ -288,6 +316,10 @@ class DocumentBuilder:
 
     def _block(self, value, span):
         name, params, inputs, body, name_span = value
+        self._unique_params(params)
+        for i, input_name in enumerate(inputs):
+            if input_name in inputs[:i]:
+                self._twice(f"block {name} takes `{input_name}` twice", name_span, None, label="in this block")
         block = {"params": {p.name: p.default for p in params}, "inputs": list(inputs), "body": list(body)}
         self._define("blocks", name, block, span, name_span)
         self.source_map[("blocks", name, "span")] = span

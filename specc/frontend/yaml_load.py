@@ -5,6 +5,7 @@ strings in dlspec syntax, parsed here with the same grammar so errors point into
 """
 from __future__ import annotations
 
+import math
 import re
 
 import yaml
@@ -13,6 +14,7 @@ from . import ast as A
 from .parse import parse
 from .transform import to_ast
 from ..errors import Diagnostic, Failed
+from ..ir.evaluate import MAX_INT
 from ..source import SourceSpan
 
 MAX_EXPANDED_NODES = 1_000_000  # more than this after alias expansion is an alias bomb
@@ -110,7 +112,15 @@ class YamlDocument:
         if constructor is None:
             self._error("E0202", f"unsupported YAML tag {node.tag}", node)
             return None
-        value = constructor(self._scalars, node)
+        try:
+            value = constructor(self._scalars, node)
+            too_large = (isinstance(value, int) and abs(value) > MAX_INT) or (isinstance(value, float) and math.isinf(value))
+        except ValueError:  # an integer of thousands of digits: Python refuses to convert it
+            too_large = True
+        if too_large:
+            self._error("E0602", "this number is too large: integers fit in 64 bits (at most 2**63 - 1), "
+                        "numbers must be finite", node)
+            return None
         if not isinstance(value, (str, int, float, bool, type(None))):
             value = str(value)  # timestamps and the like: keep the text
         return value

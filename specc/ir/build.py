@@ -7,6 +7,7 @@ anything computed from a poisoned value is poisoned silently, so one mistake giv
 from __future__ import annotations
 
 import difflib
+import keyword
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,15 +18,29 @@ from ..errors import Diagnostic, Failed, Note, SpecError
 from ..frontend import ast as A, unparse
 from ..source import SourceSpan
 from . import dims as D
-from .evaluate import EvalError, binary, compare, is_dim, negate, truth, type_name
+from .evaluate import EvalError, binary, compare, in_range, is_dim, negate, truth, type_name
 from .graph import Graph, Layer, Node, Tie, Value
 from .ops import OPS, OpError
 from .types import DTYPES, TensorType
 
 MAX_REPEAT = 100_000
-MAX_NODES = 1_000_000
+MAX_NODES = 100_000  # layers; the 10,000-layer benchmark spec checks in about half a second
 MAX_BLOCK_DEPTH = 64
 MAX_PARAMS = 10**12  # refused before anything is allocated; `--max-params` lowers it
+# Attributes every nn.Module (and fx.GraphModule, the compiled model) has: a layer of the same
+# name could not be installed. Names starting with `_` are refused too (torch's private ones).
+MODULE_ATTRIBUTES = frozenset((
+    "T_destination", "add_module", "add_submodule", "apply", "bfloat16", "buffers", "call_super_init", "children",
+    "code", "compile", "cpu", "cuda", "delete_all_unused_submodules", "delete_submodule", "double", "dump_patches",
+    "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule",
+    "graph", "half", "ipu", "load_state_dict", "meta", "modules", "mtia", "named_buffers", "named_children",
+    "named_modules", "named_parameters", "parameters", "print_readable", "recompile", "register_backward_hook",
+    "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
+    "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook",
+    "requires_grad_", "set_extra_state", "set_submodule", "shape_env", "share_memory", "state_dict", "to",
+    "to_empty", "to_folder", "train", "training", "type", "xpu", "zero_grad",
+))
 BUILTINS = ("channels", "dim", "rank", "features", "min", "max", "int", "float", "len", "sqrt")
 
 
@@ -147,6 +162,7 @@ class Builder:
         self.library = Library()
         self._const_cache: dict[str, object] = {}
         self._const_busy: set[str] = set()
+        self._copies = 1  # how many times the enclosing repeats run what is being expanded now
         self._import(spec)
 
     # ---- diagnostics ----
@@ -170,9 +186,12 @@ class Builder:
                     + f" -> {Path(target).name}"
                 self.error("E0502", f"import cycle: {chain}", span, label="this import closes the cycle")
                 continue
-            if not Path(target).exists():
-                self.error("E0501", f"cannot import \"{rel}\": no such file {target}", span,
-                           label="file not found", help="imports are relative to the importing file")
+            if not Path(target).is_file():
+                why = (f"{target} is a folder" if Path(target).is_dir() else
+                       f"{target} is not a regular file" if Path(target).exists() else f"no such file {target}")
+                self.error("E0501", f"cannot import \"{rel}\": {why}", span,
+                           label="not a spec file" if Path(target).exists() else "file not found",
+                           help="imports are relative to the importing file")
                 continue
             try:
                 imported = _load_import(target)
@@ -220,6 +239,11 @@ class Builder:
         self.symbols: set[str] = set()
         self.node_ids: set[str] = set()
         scope = Scope("", {}, reserved=explicit_names(model.body))
+        for pname in params or {}:
+            if pname not in model.params:
+                self.error("E0404", f"model {name} has no parameter `{pname}`", self.spec.span("models", name, "span"),
+                           help=_did_you_mean(pname, model.params) or
+                           f"its parameters: {', '.join(model.params) or 'none'}")
         for pname, default in model.params.items():
             if params and pname in params:
                 scope.values[pname] = params[pname]
@@ -231,6 +255,10 @@ class Builder:
                 scope.values[pname] = self._try_static(default, scope)
         inputs = []
         for iname, texpr in model.inputs.items():
+            if iname == "self" or keyword.iskeyword(iname):
+                self.error("E0412", f"`{iname}` cannot name an input: the generated `forward` takes its inputs "
+                           "as Python arguments", self.spec.span("models", name, "inputs", iname),
+                           label="reserved", help=f"call it `{iname}_` or `{iname}_input`")
             ttype = self._tensor_type(texpr, scope)
             if ttype is None:
                 scope.values[iname] = POISON
@@ -244,7 +272,9 @@ class Builder:
         for i, oname in enumerate(model.outputs):
             value = scope.values.get(oname)
             span = self.spec.span("models", name, "outputs", i)
-            if value is None:
+            if oname in model.outputs[:i]:
+                self.error("E0208", f"output `{oname}` is listed twice", span, label="listed again here")
+            elif value is None:
                 self.error("E0401", f"output `{oname}` is not defined", span, label="undefined",
                            help=_did_you_mean(oname, [k for k, v in scope.values.items() if isinstance(v, Tensor)]))
             elif isinstance(value, Tensor):
@@ -275,6 +305,8 @@ class Builder:
         for layer in self.layers.values():
             for pname, shape in OPS[layer.op].param_shapes(layer.params).items():
                 shapes[f"{layer.path}.{pname}"] = tuple(shape)
+        targets = {tie.target for tie in self.ties}
+        tied_before = set()
         for tie in self.ties:
             for key in (tie.target, tie.source):
                 if key not in shapes:
@@ -282,9 +314,18 @@ class Builder:
                                help=_did_you_mean(key, shapes))
                     break
             else:
-                if shapes[tie.target] != shapes[tie.source]:
+                # each tie makes its target the source's own parameter: a chain or a cycle has no owner
+                if tie.target == tie.source:
+                    self.error("E0308", f"cannot tie `{tie.target}` to itself", tie.span)
+                elif tie.target in tied_before:
+                    self.error("E0308", f"`{tie.target}` is tied twice", tie.span, label="second tie")
+                elif tie.source in targets:
+                    self.error("E0308", f"cannot tie to `{tie.source}`: it is tied to another parameter itself",
+                               tie.span, help="tie both to the parameter that owns the weights")
+                elif shapes[tie.target] != shapes[tie.source]:
                     self.error("E0308", f"cannot tie `{tie.target}` {list(shapes[tie.target])} to `{tie.source}` "
                                f"{list(shapes[tie.source])}: the shapes differ", tie.span)
+                tied_before.add(tie.target)
 
     # ---- statements ----
     def run_body(self, stmts, scope: Scope) -> None:
@@ -364,7 +405,8 @@ class Builder:
             if v is POISON:
                 return None
             if not is_dim(v) or (isinstance(v, int) and v < 0):
-                self.error("E0405", f"a dimension must be a size or a symbol, got {type_name(v)}", d.span, scope)
+                got = f"{v}" if is_dim(v) else type_name(v)
+                self.error("E0405", f"a dimension must be a size (0 or more) or a symbol, got {got}", d.span, scope)
                 return None
             shape.append(v)
         return TensorType(dtype, tuple(shape))
@@ -501,9 +543,9 @@ class Builder:
                 values = args[0] if len(args) == 1 and isinstance(args[0], tuple) else args
                 return (min if f == "min" else max)(values)
             if f == "int":
-                return int(args[0])
+                return in_range(int(args[0]))
             if f == "float":
-                return float(args[0])
+                return in_range(float(args[0]))
             if f == "len":
                 return len(args[0])
             if f == "sqrt":  # GPT-2's scaled init: std = 0.02 / sqrt(2 * layers)
@@ -512,7 +554,7 @@ class Builder:
                 if args[0] < 0:
                     raise EvalError(f"sqrt() of a negative number ({args[0]})")
                 return math.sqrt(args[0])
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, OverflowError) as err:
             raise EvalError(f"{f}(): {err}") from None
         raise EvalError(f"unknown function {f}")
 
@@ -576,7 +618,17 @@ class Builder:
             self.fail("E0602" if isinstance(count, int) else "E0405",
                       f"repeat needs a count from 0 to {MAX_REPEAT:,}, got {count if isinstance(count, int) else type_name(count)}",
                       rep.count.span, scope)
+        if count * self._copies > MAX_NODES:  # refused before expanding: nested repeats multiply
+            self.fail("E0602", f"these nested repeats make {count * self._copies:,} copies of their body; "
+                      f"a model may have at most {MAX_NODES:,} layers", rep.count.span, scope)
         sub = self._sub_scope(scope, name, name_span, "repeat")
+        self._copies *= max(count, 1)
+        try:
+            return self._expand_repeat(rep, count, inputs, scope, sub)
+        finally:
+            self._copies //= max(count, 1)
+
+    def _expand_repeat(self, rep: A.Repeat, count: int, inputs, scope: Scope, sub: Scope):
         value = inputs
         for i in range(count):
             if rep.var:
@@ -592,6 +644,11 @@ class Builder:
     # ---- layers ----
     def _layer_path(self, name: str | None, name_span, op: str, scope: Scope) -> str:
         if name is not None:
+            if keyword.iskeyword(name) or name.startswith("_") or name in MODULE_ATTRIBUTES:
+                self.fail("E0412", f"`{name}` cannot name a layer: "
+                          + ("it is a Python keyword" if keyword.iskeyword(name) else
+                             "PyTorch's modules use that name themselves"), name_span, scope, label="reserved",
+                          help=f"call it `{name.strip('_') or 'layer'}_`, for example")
             if name in scope.layers or (scope.prefix + name) in self.layers:
                 first = self.layers.get(scope.layers.get(name, scope.prefix + name))
                 self.fail("E0403", f"layer name `{name}` is used twice", name_span, scope,
@@ -614,8 +671,13 @@ class Builder:
             return self.expand_block(func, call, inputs, scope, name, name_span)
         op = OPS.get(func)
         if op is None:
-            if func in scope.layers and not call.args:
-                return self.reuse_layer(scope.layers[func], call, inputs, scope)
+            if func in scope.layers:
+                if not call.args:
+                    return self.reuse_layer(scope.layers[func], call, inputs, scope)
+                self.fail("E0407", f"`{func}` is a layer, not an op: it takes no arguments", call.span, scope,
+                          label="arguments given", help=f"to share its weights: `x |> {func}`; for a new layer, "
+                          f"call its op under a new name, e.g. `{func}2: {self.layers[scope.layers[func]].op}(...)`"
+                          if scope.layers[func] in self.layers else f"to share its weights: `x |> {func}`")
             if func in BUILTINS:
                 self.fail("E0405", f"{func}() is a function, not a layer", call.func_span, scope)
             candidates = list(OPS) + list(self.library.blocks) + list(scope.layers)
@@ -693,7 +755,7 @@ class Builder:
                 ok, want = value in ("fan_in", "fan_out"), '"fan_in" or "fan_out"'
             elif x.name == "nonlinearity":
                 ok, want = value in INIT_NONLINEARITIES, f"one of {', '.join(INIT_NONLINEARITIES)}"
-            elif x.name == "std":
+            elif x.name in ("std", "gain"):
                 ok, want = _is_number(value) and value > 0, "a positive number"
             else:
                 ok, want = _is_number(value), "a number"
@@ -714,9 +776,9 @@ class Builder:
             params = op.params(**kwargs)
         except ValidationError as err:
             reported = set()
-            for e in err.errors(include_url=False):
+            for e in _union_errors_first(err.errors(include_url=False)):
                 field_name = e["loc"][0] if e["loc"] else None
-                if field_name in reported:  # a union gives one error per member: report the first
+                if field_name in reported:  # a union gives one error per member: report the telling one
                     continue
                 reported.add(field_name)
                 span = arg_spans.get(field_name, call.span)
@@ -874,6 +936,12 @@ class Builder:
 
 
 _IMPORTED: dict[tuple, object] = {}
+
+
+def _union_errors_first(errors: list) -> list:
+    """Pydantic's errors, those about a value's range before those about its type: for
+    `stride = 0` against `int > 0 or a tuple of them`, "greater than 0" is the telling one."""
+    return sorted(errors, key=lambda e: e["type"].endswith("_type"))
 
 
 def _load_import(path: str):

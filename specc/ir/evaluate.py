@@ -5,9 +5,12 @@ mixes ints and symbols through specc.ir.dims, so `2 * width` and `T * C` both wo
 """
 from __future__ import annotations
 
+import math
+
 from . import dims as D
 
 NUMBER = (int, float)
+MAX_INT = 2**63 - 1  # int64: no size or setting needs more, and Python's ints grow without bound
 
 
 class EvalError(Exception):
@@ -38,7 +41,23 @@ def type_name(v) -> str:
     return "a tensor"
 
 
+def in_range(v):
+    """v, if it is a number specc computes with: within int64, and finite."""
+    if isinstance(v, bool):
+        return v
+    if (isinstance(v, int) and abs(v) > MAX_INT) or (isinstance(v, D.Sym) and any(abs(c) > MAX_INT for _, c in v.terms)):
+        raise EvalError("the result is out of range: specc's integers fit in 64 bits (at most 2**63 - 1)")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise EvalError("the result is not a finite number", help="a value this large is probably a typo")
+    return v
+
+
 def binary(op: str, a, b):
+    """a op b, within the range `in_range` allows."""
+    return in_range(_binary(op, a, b))
+
+
+def _binary(op: str, a, b):
     if isinstance(a, bool) or isinstance(b, bool):
         raise EvalError(f"cannot apply `{op}` to {type_name(a)} and {type_name(b)}")
     if op == "+" and isinstance(a, str) and isinstance(b, str):

@@ -15,8 +15,10 @@ from ..types import DTYPE_BYTES, FLOAT_DTYPES, INT_DTYPES, TensorType
 from .base import OpError, OpParams
 
 Pos = Annotated[int, Field(gt=0)]
+NonNeg = Annotated[int, Field(ge=0)]
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
-IntOrTuple = Union[int, tuple[int, ...]]
+PosOrTuple = Union[Pos, tuple[Pos, ...]]  # kernel sizes, strides, dilations
+NonNegOrTuple = Union[NonNeg, tuple[NonNeg, ...]]  # paddings
 
 SPATIAL = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Literal
 
 from .. import dims
-from ._shapes import (SPATIAL, IntOrTuple, Pos, check, check_positive, expect_float, expect_rank,
+from ._shapes import (SPATIAL, NonNegOrTuple, Pos, PosOrTuple, check, check_positive, expect_float, expect_rank,
                       fill, layout, static, transpose_out, tup, window_out)
 from .base import Inferred, OpDef, OpParams, register
 
@@ -12,10 +12,10 @@ from .base import Inferred, OpDef, OpParams, register
 class ConvParams(OpParams):
     in_channels: int | None = None
     out_channels: Pos
-    kernel_size: IntOrTuple
-    stride: IntOrTuple = 1
-    padding: IntOrTuple | Literal["same", "valid"] = 0
-    dilation: IntOrTuple = 1
+    kernel_size: PosOrTuple
+    stride: PosOrTuple = 1
+    padding: NonNegOrTuple | Literal["same", "valid"] = 0
+    dilation: PosOrTuple = 1
     groups: Pos = 1
     bias: bool = True
     padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
@@ -24,13 +24,13 @@ class ConvParams(OpParams):
 class ConvTransposeParams(OpParams):
     in_channels: int | None = None
     out_channels: Pos
-    kernel_size: IntOrTuple
-    stride: IntOrTuple = 1
-    padding: IntOrTuple = 0
-    output_padding: IntOrTuple = 0
+    kernel_size: PosOrTuple
+    stride: PosOrTuple = 1
+    padding: NonNegOrTuple = 0
+    output_padding: NonNegOrTuple = 0
     groups: Pos = 1
     bias: bool = True
-    dilation: IntOrTuple = 1
+    dilation: PosOrTuple = 1
 
 
 def _channels(name: str, p, x):

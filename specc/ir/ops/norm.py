@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..dims import fmt_shape
-from ._shapes import (with_values, IntOrTuple, Pos, check, expect_float, expect_min_rank, expect_rank, fill,
+from ._shapes import (with_values, Pos, PosOrTuple, check, expect_float, expect_min_rank, expect_rank, fill,
                       layout, static, tup)
 from .base import Inferred, OpDef, OpError, OpParams, register
 
@@ -64,7 +64,7 @@ def _normalized_shape(name: str, p, x):
 
 
 class LayerNormParams(OpParams):
-    normalized_shape: IntOrTuple | None = None
+    normalized_shape: PosOrTuple | None = None
     eps: float = 1e-5
     elementwise_affine: bool = True
     bias: bool = True
@@ -86,7 +86,7 @@ register(OpDef(
 
 
 class RMSNormParams(OpParams):
-    normalized_shape: IntOrTuple | None = None
+    normalized_shape: PosOrTuple | None = None
     eps: float | None = None
     elementwise_affine: bool = True
 

@@ -3,33 +3,37 @@ and Upsample."""
 from __future__ import annotations
 
 import math
-from typing import Literal, Union
+from typing import Annotated, Literal, Union
+
+from pydantic import Field
 
 from .. import dims
 from ..dims import Dim
-from ._shapes import (IntOrTuple, check, check_positive, expect_float, expect_rank, layout, tup,
+from ._shapes import (NonNegOrTuple, Pos, PosOrTuple, check, check_positive, expect_float, expect_rank, layout, tup,
                       window_out)
 from .base import Inferred, OpDef, OpParams, register
 
+PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
 
 class MaxPoolParams(OpParams):
-    kernel_size: IntOrTuple
-    stride: IntOrTuple | None = None  # None: the kernel size, like torch
-    padding: IntOrTuple = 0
-    dilation: IntOrTuple = 1
+    kernel_size: PosOrTuple
+    stride: PosOrTuple | None = None  # None: the kernel size, like torch
+    padding: NonNegOrTuple = 0
+    dilation: PosOrTuple = 1
     ceil_mode: bool = False
 
 
 class AvgPoolParams(OpParams):
-    kernel_size: IntOrTuple
-    stride: IntOrTuple | None = None
-    padding: IntOrTuple = 0
+    kernel_size: PosOrTuple
+    stride: PosOrTuple | None = None
+    padding: NonNegOrTuple = 0
     ceil_mode: bool = False
     count_include_pad: bool = True
 
 
 class AdaptivePoolParams(OpParams):
-    output_size: Union[int, tuple[int | None, ...]]  # None in a tuple keeps that input size
+    output_size: Union[Pos, tuple[Pos | None, ...]]  # None in a tuple keeps that input size
 
 
 def _pool_infer(name: str, n: int):
@@ -90,8 +94,8 @@ for _kind in ("MaxPool", "AvgPool", "AdaptiveAvgPool", "AdaptiveMaxPool"):
 # --- Upsample ------------------------------------------------------------------------------
 
 class UpsampleParams(OpParams):
-    size: IntOrTuple | None = None
-    scale_factor: float | tuple[float, ...] | None = None
+    size: PosOrTuple | None = None
+    scale_factor: PosFloat | tuple[PosFloat, ...] | None = None
     mode: Literal["nearest", "bilinear"] = "nearest"
     align_corners: bool | None = None  # only for bilinear
 
