@@ -131,3 +131,9 @@ def test_reserved_layer_names_cover_torchs_module_attributes():
     graph_module = fx.GraphModule(nn.Module(), fx.Graph())
     public = {name for name in set(dir(graph_module)) | set(vars(graph_module)) if not name.startswith("_")}
     assert public <= MODULE_ATTRIBUTES, sorted(public - MODULE_ATTRIBUTES)
+
+
+def test_a_byte_order_mark_is_not_a_character(tmp_path):
+    path = tmp_path / "bom.dlspec"
+    path.write_bytes(b"\xef\xbb\xbf" + (ROOT / "specs" / "tutorial_mlp.dlspec").read_bytes())
+    assert specc.check([path]) == []

@@ -30,7 +30,7 @@ def read_source(path: str | Path) -> str:
             raise Failed(Diagnostic("E0901", f"{file} is not a regular file"))
         if st.st_size > MAX_FILE_BYTES:
             raise Failed(Diagnostic("E0602", f"{file} is {st.st_size:,} bytes; specs are limited to {MAX_FILE_BYTES:,}"))
-        text = p.read_bytes().decode("utf-8")
+        text = p.read_bytes().decode("utf-8").removeprefix("\ufeff")  # the byte-order mark some editors write
     except FileNotFoundError:
         raise Failed(Diagnostic("E0901", f"no such file: {file}")) from None
     except IsADirectoryError:

@@ -785,6 +785,10 @@ class Builder:
                 if e["type"] == "missing":
                     self.error("E0406", f"{func} needs `{field_name}`", call.span, scope, label="missing argument",
                                help=f"e.g. {op.example}" if op.example else None)
+                elif isinstance(kwargs.get(field_name), D.Sym):
+                    self.error("E0405", f"{func} argument `{field_name}` must be a fixed number, but "
+                               f"{kwargs[field_name]} is a symbolic size", span, scope, label="known only at run time",
+                               help="layers need fixed sizes to make their weights")
                 else:
                     msg = e["msg"].removeprefix("Value error, ")
                     self.error("E0405", f"{func} argument `{field_name}`: {msg[0].lower() + msg[1:]}", span, scope,
