@@ -4,11 +4,16 @@ from __future__ import annotations
 import gc
 import glob
 import os
+import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import Diagnostic, Failed, SpecError
+from .errors import REPORT_URL, Diagnostic, Failed, Note, SpecError
 from .ir.build import MAX_PARAMS, build_all
+from .source import SourceSpan
+
+INTERNAL_ERROR = "E0999"  # specc failed on a file: a bug in specc (the CLI exits 3)
+PLAN_INDEPENDENT = ("E0601",)  # model errors that leave its graph whole: the train section is still checked
 
 SPEC_SUFFIXES = (".dlspec", ".yaml", ".yml")
 
@@ -49,9 +54,48 @@ def gc_paused():
 
 
 def check_file(path: str, max_params: int = MAX_PARAMS):
-    """(diagnostics, graphs) for one file."""
+    """(diagnostics, graphs) for one file. An unexpected exception (a bug in specc) becomes an
+    E0999 diagnostic for this file, so that the other files are still checked and reported."""
     with gc_paused():
-        return _check_file(path, max_params)
+        try:
+            return _check_file(path, max_params)
+        except Exception as err:  # noqa: BLE001 - a bug in specc, told as a diagnostic of this file
+            return [internal_error(path, err)], {}
+
+
+def internal_error(path: str, err: BaseException) -> Diagnostic:
+    """E0999: specc itself failed on this file. Names the exception and the place in specc that raised it."""
+    frames = traceback.extract_tb(err.__traceback__)
+    package = Path(__file__).resolve().parent
+    ours = [f for f in frames if _inside(f.filename, package)]
+    notes = []
+    if frames:
+        notes.append(Note(f"raised at {_frame(frames[-1], package)}"))
+    if ours and ours[-1] is not frames[-1]:
+        notes.append(Note(f"from specc at {_frame(ours[-1], package)}"))
+    try:
+        text = str(err).strip().splitlines()
+    except Exception:  # noqa: BLE001 - an exception that cannot even say what it is
+        text = []
+    detail = f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
+    return Diagnostic(INTERNAL_ERROR, f"internal error while checking this file ({detail}); this is a bug in "
+                      "specc, not in your spec", SourceSpan.point(str(path), 1, 1), label="specc failed on this file",
+                      notes=tuple(notes), help=f"please report it, with the spec, at {REPORT_URL}")
+
+
+def _inside(filename: str, folder: Path) -> bool:
+    try:
+        Path(filename).resolve().relative_to(folder)
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def _frame(frame, package: Path) -> str:
+    """`specc/ir/build.py:123, in build_model` (paths inside specc relative to the package's parent)."""
+    name = os.path.relpath(Path(frame.filename).resolve(), package.parent) if _inside(frame.filename, package) \
+        else frame.filename
+    return f"{name}:{frame.lineno}, in {frame.name}"
 
 
 def _check_file(path: str, max_params: int):
@@ -65,7 +109,41 @@ def _check_file(path: str, max_params: int):
         graphs, diagnostics = build_all(spec, max_params=max_params)
     except Failed as failed:
         return [failed.diagnostic], {}
+    if spec.train is not None:
+        diagnostics = list(diagnostics) + train_diagnostics(spec, graphs, diagnostics)
     return diagnostics, graphs
+
+
+def train_diagnostics(spec, graphs: dict, build_diagnostics) -> list[Diagnostic]:
+    """The training plan's checks (what `specc train` checks before it runs), torch-free.
+
+    Skipped when a model has errors (the plan would only repeat them). The train section goes
+    with the file's model; where the file has several (`specc.compile(spec, model=...)` picks
+    one), a problem is reported when it holds whichever model is trained."""
+    if any(d.severity == "error" and d.code not in PLAN_INDEPENDENT for d in build_diagnostics):
+        return []
+    graphs = {name: g for name, g in graphs.items() if g is not None}
+    if not graphs:
+        return []
+    from .train.plan import check_plan
+
+    found = {}
+    for name, graph in graphs.items():
+        plan, diagnostics = check_plan(spec, graph)
+        if plan is not None:
+            return []
+        found[name] = diagnostics
+    if len(found) == 1:
+        return next(iter(found.values()))
+    key = lambda d: (d.code, d.message, d.span)  # noqa: E731
+    common = set.intersection(*({key(d) for d in ds} for ds in found.values()))
+    first = next(iter(found.values()))
+    shared = [d for d in first if key(d) in common]
+    if shared:
+        return shared
+    notes = tuple(Note(f"for model {name}: {ds[0].message}", ds[0].span) for name, ds in found.items() if ds)
+    return [Diagnostic("E0701", f"the train section fits none of the {len(found)} models of this file "
+                       f"({', '.join(found)})", spec.span("train"), label="fits no model", notes=notes)]
 
 
 def check(paths, max_params: int | None = None) -> list[Diagnostic]:

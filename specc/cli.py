@@ -24,6 +24,7 @@ def _positive_int(text: str) -> int:
 def cmd_check(args) -> int:
     from . import report
     from .checker import expand_paths
+    from .checker import INTERNAL_ERROR
     from .checker import check as run_check
 
     files = expand_paths(args.paths)
@@ -36,6 +37,8 @@ def cmd_check(args) -> int:
     output = report.FORMATS[args.format](diagnostics, len(files))
     if output:
         print(output)
+    if any(d.code == INTERNAL_ERROR for d in diagnostics):
+        return EXIT_INTERNAL
     return EXIT_SPEC if any(d.severity == "error" for d in diagnostics) else EXIT_OK
 
 

@@ -33,7 +33,7 @@ CODES = {
     "E0601": "too-many-parameters", "E0602": "too-large", "E0603": "blocks-too-deep",
     "E0701": "bad-training-plan", "E0702": "missing-data", "E0703": "training-failed",
     "E0801": "export-failed", "E0802": "verification-failed", "E0803": "exporter-missing",
-    "E0901": "cannot-read-file",
+    "E0901": "cannot-read-file", "E0999": "internal-error",
 }
 
 

@@ -7,12 +7,15 @@ sample and grow by 3 at each next one, so a sequence length is checked at two va
 """
 from __future__ import annotations
 
+from math import prod
+
 from ..ir.dims import is_static, substitute
 from ..ir.types import FLOAT_DTYPES
 from .base import ExportError, Sample, Signature, TensorSpec
 
 DEFAULT_SYMBOL_SIZE = 8
 SYMBOL_STEP = 3
+MAX_SAMPLE_VALUES = 2**28  # all inputs of one sample together (1 GiB of float32)
 
 
 def signature(compiled) -> Signature:
@@ -67,11 +70,29 @@ def make_inputs(compiled, sig: Signature, dims: dict, *, seed: int, device="cpu"
 
     generator = torch.Generator().manual_seed(seed)
     graph = compiled.ir
+    shapes = sample_shapes(compiled, sig, dims)
     tensors = []
-    for vid, spec in zip(graph.inputs, sig.inputs):
-        shape = concrete_shape(graph.values[vid].type.shape, dims)
+    for (vid, spec), shape in zip(zip(graph.inputs, sig.inputs), shapes):
         tensors.append(_draw(spec.dtype, shape, embedding_limit(graph, vid), generator, float_dtype).to(device))
     return tuple(tensors)
+
+
+def sample_shapes(compiled, sig: Signature, dims: dict) -> list[tuple[int, ...]]:
+    """The inputs' shapes at these dims; ExportError (nothing allocated) for a size below 1 or
+    inputs too large to draw (MAX_SAMPLE_VALUES values in all)."""
+    graph = compiled.ir
+    shapes = [concrete_shape(graph.values[vid].type.shape, dims) for vid in graph.inputs]
+    shown = ", ".join(f"{k}={v}" for k, v in dims.items())
+    for spec, shape in zip(sig.inputs, shapes):
+        if any(d < 1 for d in shape):
+            raise ExportError("E0801", f"sample input `{spec.name}` at {shown} would have shape {list(shape)}",
+                              help="choose other sizes for the symbolic dims with the `dims` option")
+    total = sum(prod(shape) for shape in shapes)
+    if total > MAX_SAMPLE_VALUES:
+        raise ExportError("E0801", f"the sample inputs at {shown} would hold {total:,} values, more than the "
+                          f"limit of {MAX_SAMPLE_VALUES:,} (nothing was allocated)",
+                          help="choose smaller batch_sizes (or sizes in `dims`)")
+    return shapes
 
 
 def concrete_shape(shape, dims: dict) -> tuple[int, ...]:

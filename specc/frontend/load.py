@@ -183,7 +183,8 @@ def schema_diagnostics(err: ValidationError, doc: dict, source_map: dict, file: 
             names = [t.strip().strip("'") for t in str(tags).split(",")]
             guess = difflib.get_close_matches(str(got), names, n=1)
             help_ = f"did you mean `{guess[0]}`?" if guess else f"choose one of: {', '.join(names)}"
-            diag = Diagnostic("E0206", f"unknown {where.rsplit('.', 1)[-1]} kind `{got}`" if got else
+            section = next((str(part) for part in reversed(path) if not isinstance(part, int)), "")
+            diag = Diagnostic("E0206", f"unknown {section} kind `{got}`" if got else
                               f"{where} needs a kind ({', '.join(names)})", span, label="unknown kind", help=help_)
         else:
             msg = e["msg"]

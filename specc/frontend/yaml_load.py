@@ -17,6 +17,7 @@ from ..errors import Diagnostic, Failed
 from ..ir.evaluate import MAX_INT
 from ..source import SourceSpan
 
+REFUSED = object()  # a scalar reported as unusable
 MAX_EXPANDED_NODES = 1_000_000  # more than this after alias expansion is an alias bomb
 
 
@@ -102,10 +103,12 @@ class YamlDocument:
                     self._error("E0207", f"`{key}` is set twice", key_node)
                     continue
                 self.source_map[path + (key,)] = _span(self.file, key_node).cover(_span(self.file, value_node))
-                out[key] = self._plain(value_node, path + (key,))
+                value = self._plain(value_node, path + (key,))
+                if value is not REFUSED:  # reported already: left out, so the schema does not report it again
+                    out[key] = value
             return out
         if isinstance(node, yaml.SequenceNode):
-            return [self._plain(v, path + (i,)) for i, v in enumerate(node.value)]
+            return [None if v is REFUSED else v for v in (self._plain(v, path + (i,)) for i, v in enumerate(node.value))]
         if node.style == "|":
             self._block_scalars[path] = node
         constructor = Loader.yaml_constructors.get(node.tag)
@@ -120,7 +123,7 @@ class YamlDocument:
         if too_large:
             self._error("E0602", "this number is too large: integers fit in 64 bits (at most 2**63 - 1), "
                         "numbers must be finite", node)
-            return None
+            return REFUSED
         if not isinstance(value, (str, int, float, bool, type(None))):
             value = str(value)  # timestamps and the like: keep the text
         return value

@@ -5,13 +5,20 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Verification runs the model once per batch size on random inputs made at that size, so the
+# sizes are bounded: 1..MAX_BATCH_SIZE each, at most MAX_BATCH_SIZES of them.
+MAX_BATCH_SIZE = 4096
+MAX_BATCH_SIZES = 8
+
 
 class Target(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, allow_inf_nan=False)
 
     atol: Annotated[float, Field(ge=0.0)] = 1e-4
     rtol: Annotated[float, Field(ge=0.0)] = 1e-3
-    batch_sizes: list[Annotated[int, Field(ge=1)]] = [2, 7]  # verified at these batch sizes
+    # verified at these batch sizes (the sample inputs are drawn at each one)
+    batch_sizes: Annotated[list[Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)]],
+                           Field(min_length=1, max_length=MAX_BATCH_SIZES)] = [2, 7]
 
 
 class OnnxTarget(Target):
@@ -33,7 +40,7 @@ class TensorRTTarget(Target):
 
 
 class ExportConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, allow_inf_nan=False)
 
     onnx: Optional[OnnxTarget] = None
     pt2: Optional[Pt2Target] = None

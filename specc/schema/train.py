@@ -4,14 +4,26 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+
+# Sane bounds, checked by `specc check` before anything is allocated or handed to torch.
+MAX_SEED = 2**63  # seeds are in [0, 2**63): torch and numpy take them as 64-bit integers
+MAX_EPOCHS = 100_000
+MAX_CLASSES = 1_000_000  # synthetic integer targets are drawn from range(classes)
+MAX_DIM = 1_000_000  # a synthetic `dims` size
+INT64 = 2**63
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    # allow_inf_nan=False: every float setting is finite (`lr = 1e999` and `lr = inf` are errors)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, allow_inf_nan=False)
 
 
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+Seed = Annotated[int, Field(ge=0, lt=MAX_SEED)]
+Positive = Annotated[float, Field(gt=0.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+Int64 = Annotated[int, Field(ge=-INT64, lt=INT64)]
 
 
 # ---- data ----------------------------------------------------------------------------
@@ -20,13 +32,13 @@ class Normalize(Section):
 
     kind: Literal["standard", "fixed", "scale"] = "standard"
     mean: Optional[float] = None
-    std: Optional[float] = None
-    scale: Optional[float] = None  # for kind = scale: x * scale (e.g. 1/16 for digits)
+    std: Optional[Positive] = None
+    scale: Optional[Positive] = None  # for kind = scale: x * scale (e.g. 1/16 for digits)
 
 
 class DataCommon(Section):
     val_fraction: Fraction = 0.2
-    seed: int = 0
+    seed: Seed = 0
     shuffle: bool = True
     workers: Annotated[int, Field(ge=0, le=64)] = 0
     normalize: Optional[Normalize] = None
@@ -45,8 +57,8 @@ class SyntheticData(DataCommon):
 
     kind: Literal["synthetic"]
     samples: Annotated[int, Field(ge=1, le=10_000_000)] = 256
-    classes: Annotated[int, Field(ge=1)] = 10  # integer targets are drawn from range(classes)
-    dims: dict[str, int] = {}  # sizes for symbolic dims other than N (e.g. T = 32)
+    classes: Annotated[int, Field(ge=1, le=MAX_CLASSES)] = 10  # integer targets are drawn from range(classes)
+    dims: dict[str, Annotated[int, Field(ge=1, le=MAX_DIM)]] = {}  # sizes for symbolic dims other than N (e.g. T = 32)
 
 
 class ArrayData(DataCommon):
@@ -66,7 +78,7 @@ class CsvData(DataCommon):
     path: str
     inputs: dict[str, Union[list[str], str]]  # input -> its columns, in order ("*" = all non-target columns)
     targets: dict[str, str]  # target -> one column
-    delimiter: str = ","
+    delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
     val_path: Optional[str] = None
 
 
@@ -77,18 +89,18 @@ DataConfig = Annotated[Union[DigitsData, SyntheticData, ArrayData, CsvData], Fie
 class LossCommon(Section):
     output: Optional[str] = None  # model output; default: the only output
     target: Optional[str] = None  # target name; default: the only target
-    weight: float = 1.0  # weight in the sum over several losses
+    weight: NonNegative = 1.0  # weight in the sum over several losses
 
 
 class CrossEntropyLoss(LossCommon):
     kind: Literal["cross_entropy"]
     label_smoothing: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
-    ignore_index: int = -100
+    ignore_index: Int64 = -100
 
 
 class NllLoss(LossCommon):
     kind: Literal["nll"]
-    ignore_index: int = -100
+    ignore_index: Int64 = -100
 
 
 class RegressionLoss(LossCommon):
@@ -105,31 +117,37 @@ LossConfig = Annotated[Union[CrossEntropyLoss, NllLoss, RegressionLoss, HuberLos
 
 # ---- optimizers ------------------------------------------------------------------------
 class OptimizerCommon(Section):
-    lr: Annotated[float, Field(gt=0.0)] = 1e-3
-    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    lr: Positive = 1e-3
+    weight_decay: NonNegative = 0.0
     # parameters whose names contain one of these get no weight decay (norms and biases)
     no_decay: list[str] = ["bias", "norm", "bn"]
 
 
 class SGD(OptimizerCommon):
     kind: Literal["SGD"]
-    lr: Annotated[float, Field(gt=0.0)] = 0.01
-    momentum: Annotated[float, Field(ge=0.0)] = 0.0
+    lr: Positive = 0.01
+    momentum: NonNegative = 0.0
     nesterov: bool = False
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self):
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov = true needs a momentum above 0 (e.g. momentum = 0.9)")
+        return self
 
 
 class Adam(OptimizerCommon):
     kind: Literal["Adam", "AdamW"]
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
+    betas: tuple[Fraction, Fraction] = (0.9, 0.999)  # each in [0, 1)
+    eps: Positive = 1e-8
 
 
 class RMSprop(OptimizerCommon):
     kind: Literal["RMSprop"]
-    lr: Annotated[float, Field(gt=0.0)] = 0.01
-    alpha: float = 0.99
-    momentum: Annotated[float, Field(ge=0.0)] = 0.0
-    eps: float = 1e-8
+    lr: Positive = 0.01
+    alpha: Fraction = 0.99
+    momentum: NonNegative = 0.0
+    eps: Positive = 1e-8
 
 
 OptimizerConfig = Annotated[Union[SGD, Adam, RMSprop], Field(discriminator="kind")]
@@ -137,7 +155,7 @@ OptimizerConfig = Annotated[Union[SGD, Adam, RMSprop], Field(discriminator="kind
 
 # ---- schedules -------------------------------------------------------------------------
 class ScheduleCommon(Section):
-    warmup_epochs: Annotated[float, Field(ge=0.0)] = 0.0  # linear warm-up from 0
+    warmup_epochs: Annotated[float, Field(ge=0.0, le=MAX_EPOCHS)] = 0.0  # linear warm-up from 0
 
 
 class ConstantSchedule(ScheduleCommon):
@@ -146,30 +164,30 @@ class ConstantSchedule(ScheduleCommon):
 
 class StepSchedule(ScheduleCommon):
     kind: Literal["step"]
-    step_epochs: Annotated[int, Field(ge=1)] = 10
-    gamma: float = 0.1
+    step_epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] = 10
+    gamma: Positive = 0.1
 
 
 class MultiStepSchedule(ScheduleCommon):
     kind: Literal["multistep"]
-    milestones: list[int]
-    gamma: float = 0.1
+    milestones: list[Annotated[int, Field(ge=1, le=MAX_EPOCHS)]]  # epoch numbers, increasing (checked by the plan)
+    gamma: Positive = 0.1
 
 
 class CosineSchedule(ScheduleCommon):
     kind: Literal["cosine"]
-    min_lr: Annotated[float, Field(ge=0.0)] = 0.0
+    min_lr: NonNegative = 0.0
 
 
 class OneCycleSchedule(ScheduleCommon):
     kind: Literal["onecycle"]
-    max_lr: Optional[float] = None  # default: the optimizer's lr
+    max_lr: Optional[Positive] = None  # default: the optimizer's lr
     pct_start: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
 
 
 class LinearSchedule(ScheduleCommon):
     kind: Literal["linear"]
-    end_factor: Annotated[float, Field(ge=0.0)] = 0.0
+    end_factor: NonNegative = 0.0
 
 
 ScheduleConfig = Annotated[Union[ConstantSchedule, StepSchedule, MultiStepSchedule, CosineSchedule,
@@ -181,7 +199,7 @@ class EarlyStop(Section):
     monitor: str = "val/loss"
     patience: Annotated[int, Field(ge=1)] = 5
     mode: Literal["auto", "min", "max"] = "auto"
-    min_delta: Annotated[float, Field(ge=0.0)] = 0.0
+    min_delta: NonNegative = 0.0
 
 
 class Checkpoints(Section):
@@ -191,37 +209,54 @@ class Checkpoints(Section):
     every_steps: Optional[Annotated[int, Field(ge=1)]] = None  # also mid-epoch, every N optimizer steps
 
 
+def _one_or_several(value) -> str:
+    return "several" if isinstance(value, (list, tuple)) else "one"
+
+
 METRICS = ("accuracy", "f1", "precision", "recall", "mae", "mse", "r2")
-_TOPK = re.compile(r"^top(\d+)$")
+_TOPK = re.compile(r"^top([1-9]\d{0,5})$")
 
 
 class TrainConfig(Section):
     data: DataConfig
     targets: dict[str, str] = {}  # name -> tensor type, e.g. label = int64[N]
-    loss: Union[LossConfig, list[LossConfig]]
+    # one loss, or several (a repeated `loss` section): the shape of the value picks the branch, so
+    # an error names what is wrong with it rather than with both branches of the union
+    loss: Annotated[Union[Annotated[LossConfig, Tag("one")],
+                          Annotated[list[LossConfig], Field(min_length=1), Tag("several")]],
+                    Discriminator(_one_or_several)]
     optimizer: OptimizerConfig = Field(default_factory=lambda: Adam(kind="AdamW"))
     schedule: ScheduleConfig = Field(default_factory=lambda: ConstantSchedule(kind="constant"))
-    epochs: Annotated[int, Field(ge=1, le=100_000)] = 10
+    epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] = 10
     batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 32
     metrics: list[str] = []
     early_stop: Optional[EarlyStop] = None
     checkpoints: Checkpoints = Checkpoints()
-    grad_clip: Optional[Annotated[float, Field(gt=0.0)]] = None
+    grad_clip: Optional[Positive] = None
     accumulate: Annotated[int, Field(ge=1, le=4096)] = 1
     precision: Literal["32", "bf16", "fp16"] = "32"
     compile: bool = False
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    seed: int = 0
+    seed: Seed = 0
     engine: Literal["specc", "lightning"] = "specc"
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
     log_every: Annotated[int, Field(ge=1)] = 10
 
+    @field_validator("loss", mode="before")
+    @classmethod
+    def _some_loss(cls, value):
+        if isinstance(value, (list, tuple)) and not value:
+            raise ValueError("the train section needs at least one loss, e.g. `loss cross_entropy {}`")
+        return value
+
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, names: list[str]) -> list[str]:
-        for name in names:
+        for i, name in enumerate(names):
             if name not in METRICS and not _TOPK.match(name):
-                raise ValueError(f"unknown metric `{name}`; known: {', '.join(METRICS)}, topK (e.g. top5)")
+                raise ValueError(f"unknown metric `{name}`; known: {', '.join(METRICS)}, topK with K >= 1 (e.g. top5)")
+            if name in names[:i]:
+                raise ValueError(f"metric `{name}` is listed twice")
         return names
 
     @property

@@ -24,6 +24,7 @@ from ..ir.types import FLOAT_DTYPES, INT_DTYPES, TensorType
 from ..source import SourceSpan, register_source
 
 DIGITS_PIXELS = 64
+MAX_SYNTHETIC_VALUES = 2**28  # all synthetic tensors together (1 GiB of float32); refused before allocating
 
 
 @dataclass(frozen=True)
@@ -162,17 +163,52 @@ class _Probe:
     # -- synthetic
     def synthetic(self) -> DataPlan | None:
         env = dict(self.cfg.dims)
-        fields = []
-        for role, slots in (("input", self.inputs), ("target", self.targets)):
-            for slot in slots:
-                missing = sorted(s for d in slot.type.shape[1:] if not D.is_static(d) for s in d.symbols
-                                 if s not in env)
-                if missing:
-                    self.error(f"synthetic data needs a size for `{missing[0]}` ({role} `{slot.name}` is {slot.type})",
-                               label="size unknown", help=f"add `dims {{ {missing[0]} = 32 }}` to the data section")
-                    continue
-                fields.append(Field(slot, role, (self._int_high(slot, role),), self._loss_of(slot, role)))
+        slots = [(role, slot) for role, group in (("input", self.inputs), ("target", self.targets)) for slot in group]
+        if not self._synthetic_dims(env, slots):
+            return None
+        fields, values = [], 0
+        for role, slot in slots:
+            missing = sorted(s for d in slot.type.shape[1:] if not D.is_static(d) for s in d.symbols
+                             if s not in env)
+            if missing:
+                self.error(f"synthetic data needs a size for `{missing[0]}` ({role} `{slot.name}` is {slot.type})",
+                           label="size unknown", help=f"add `dims {{ {missing[0]} = 32 }}` to the data section")
+                continue
+            sizes = [D.substitute(d, env) for d in slot.type.shape[1:]]
+            if any(size < 1 for size in sizes):
+                shown = ", ".join(f"{k} = {v}" for k, v in sorted(env.items()))
+                self.error(f"with {shown}, {role} `{slot.name}` ({slot.type}) would be "
+                           f"{D.fmt_shape(['N', *sizes])}: every size must be at least 1", "dims",
+                           label="size below 1", help="choose larger sizes in `dims`")
+                continue
+            values += self.cfg.samples * D.prod(sizes)
+            fields.append(Field(slot, role, (self._int_high(slot, role),), self._loss_of(slot, role)))
+        samples, fraction = self.cfg.samples, self.cfg.val_fraction
+        if fraction > 0 and samples - max(1, int(round(samples * fraction))) < 1:
+            self.error(f"synthetic data of {samples} sample{'s' if samples != 1 else ''} is too few to hold out "
+                       f"{fraction:g} for validation and still train", "samples", label="too few samples",
+                       help="raise `samples`, or set val_fraction = 0")
+        if values > MAX_SYNTHETIC_VALUES:
+            self.error(f"synthetic data of {self.cfg.samples:,} samples would hold {values:,} values, more than "
+                       f"the limit of {MAX_SYNTHETIC_VALUES:,} (nothing was allocated)", "samples",
+                       label="too large", help="lower `samples` (or the sizes in `dims`)")
         return DataPlan(self.cfg, tuple(fields), dims=tuple(sorted(env.items())))
+
+    def _synthetic_dims(self, env: dict, slots) -> bool:
+        """`dims` sizes symbols that the inputs and targets use, other than the batch dim."""
+        batch = {str(slot.type.shape[0]) for _, slot in slots if slot.type.shape and not D.is_static(slot.type.shape[0])}
+        used = {s for _, slot in slots for d in slot.type.shape[1:] if not D.is_static(d) for s in d.symbols}
+        ok = True
+        for name in env:
+            if name in batch and name not in used:
+                self.error(f"`{name}` is the batch dimension: synthetic data has `samples` of it, not a size in dims",
+                           "dims", name, label="batch dimension", help=f"remove `{name}` from dims; set `samples`")
+                ok = False
+            elif name not in used:
+                self.error(f"dims gives a size for `{name}`, which no input or target uses", "dims", name, label="unused",
+                           help=_did_you_mean(name, sorted(used)) if used else "remove it")
+                ok = False
+        return ok
 
     def _loss_of(self, slot: Slot, role: str) -> str | None:
         return self.target_losses.get(slot.name, (None, None))[0] if role == "target" else None

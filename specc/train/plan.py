@@ -92,11 +92,18 @@ class TrainingPlan:
 
 def make_plan(spec, ir) -> TrainingPlan:
     """Check the train section against the IR; raises SpecError with every problem found."""
+    plan, diagnostics = check_plan(spec, ir)
+    if diagnostics:
+        raise SpecError(diagnostics)
+    return plan
+
+
+def check_plan(spec, ir) -> tuple[TrainingPlan | None, list[Diagnostic]]:
+    """(plan, diagnostics): the plan is None when there is a problem. Never raises on a bad spec
+    (`specc check` runs this for a spec with a train section)."""
     checker = _Checker(spec, ir)
     plan = checker.plan()
-    if checker.diagnostics:
-        raise SpecError(checker.diagnostics)
-    return plan
+    return (None if checker.diagnostics else plan), list(checker.diagnostics)
 
 
 # ---- target types ---------------------------------------------------------------------------
