@@ -47,8 +47,9 @@ class Newlines:
 
     always_accept = ("_NL",)
 
-    def __init__(self, file: str, text: str):
+    def __init__(self, file: str, text: str, folded: bool = False):
         self.file, self.text = file, text
+        self.folded = folded  # the text is one statement over several lines (a folded YAML scalar)
         self.open: list[Token] = []  # the unclosed brackets, for "missing `)`" messages
         # line -> the token that ended the line before, where a line continues the one before
         # because that one ended in an operator, `,` or an open bracket (for "unfinished" messages)
@@ -63,6 +64,8 @@ class Newlines:
         for tok in stream:
             kind = tok.type
             if kind == "_NL":
+                if self.folded:
+                    continue
                 if prev is not None and prev.type != "_NL" and (
                         prev.type in CONTINUE_AFTER or (self.open and self.open[-1].type != "LBRACE")):
                     self.joined_after = prev
@@ -132,10 +135,11 @@ class _PostlexSlot:
         return self.current.process(stream)
 
 
-def parse(text: str, file: str, start: str = "start", line_offset: int = 0):
-    """Parse `text` (whose first line is line `line_offset + 1` of `file`); raises Failed on a syntax error."""
+def parse(text: str, file: str, start: str = "start", line_offset: int = 0, folded: bool = False):
+    """Parse `text` (whose first line is line `line_offset + 1` of `file`); raises Failed on a syntax error.
+    `folded`: every line break is a space, as YAML reads a plain or `>` scalar over several lines."""
     lark = _lark()
-    postlex = Newlines(file, text)
+    postlex = Newlines(file, text, folded)
     lark.options.postlex.current = postlex
     try:
         return lark.parse(text, start=start)

@@ -59,7 +59,8 @@ class YamlDocument:
         self.source_map: dict[tuple, SourceSpan] = {}
         self.diagnostics: list[Diagnostic] = []
         self._scalars = Loader("")
-        self._block_scalars: dict[tuple, yaml.ScalarNode] = {}  # `|` scalars by path, for exact positions
+        # `|` and `>` scalars and plain ones over several lines, by path: parsed from the file's own lines
+        self._block_scalars: dict[tuple, yaml.ScalarNode] = {}
 
     def load(self, text: str):
         try:
@@ -109,7 +110,7 @@ class YamlDocument:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [None if v is REFUSED else v for v in (self._plain(v, path + (i,)) for i, v in enumerate(node.value))]
-        if node.style == "|":
+        if node.style in ("|", ">") or (node.style is None and node.end_mark.line > node.start_mark.line):
             self._block_scalars[path] = node
         constructor = Loader.yaml_constructors.get(node.tag)
         if constructor is None:
@@ -161,29 +162,38 @@ class YamlDocument:
     def _parse(self, text, path: tuple, start: str):
         if not isinstance(text, str):
             return text  # the schema reports the wrong type
-        span = self.source_map[path]
-        node_span = span
+        node_span = self.source_map[path]
         offset = node_span.line - 1
-        if path in self._block_scalars:  # a `|` scalar: the text starts below the header, indented
-            offset = self._block_scalars[path].start_mark.line + 1
-            text = _reindent(text, self.file, offset)
+        node = self._block_scalars.get(path)
+        folded = node is not None and node.style != "|"
+        if node is not None and node.style is None:  # plain, over several lines: the file's text as it stands
+            offset = node.start_mark.line
+            text = " " * node.start_mark.column + _source_text(self.file)[node.start_mark.index:node.end_mark.index]
+        elif node is not None:  # `|` or `>`: the text starts below the header, indented
+            offset = node.start_mark.line + 1
+            end = node.end_mark.line + (node.end_mark.column > 0)  # the end mark is just past the last line
+            text = _reindent(text, self.file, offset) if node.style == "|" else \
+                "\n".join(_source_line(self.file, line + 1) for line in range(offset, end))
         else:
             # Keep columns exact for one-line scalars (plain or quoted); the line is always right.
             raw = _source_line(self.file, node_span.line)
             col = raw.find(text.split("\n", 1)[0], node_span.col - 1) if raw else -1
             text = (" " * col if col >= 0 else "") + text
         try:
-            tree = parse(text, self.file, start=start, line_offset=offset)
+            tree = parse(text, self.file, start=start, line_offset=offset, folded=folded)
             return to_ast(tree, self.file, offset)
         except Failed as failed:
             self.diagnostics.append(failed.diagnostic)
             return None
 
 
-def _source_line(file: str, line: int) -> str:
+def _source_text(file: str) -> str:
     from ..source import source_text
-    text = source_text(file) or ""
-    lines = text.split("\n")
+    return source_text(file) or ""
+
+
+def _source_line(file: str, line: int) -> str:
+    lines = _source_text(file).split("\n")
     return lines[line - 1] if 0 < line <= len(lines) else ""
 
 
