@@ -226,7 +226,7 @@ def _unescape(tok: str) -> str:
     escapes = {"n": "\n", "t": "\t", "\\": "\\", '"': '"'}
     while i < len(body):
         if body[i] == "\\" and i + 1 < len(body):
-            out.append(escapes.get(body[i + 1], body[i + 1]))
+            out.append(escapes.get(body[i + 1], body[i:i + 2]))  # an unknown escape stays as written
             i += 2
         else:
             out.append(body[i])

@@ -372,7 +372,8 @@ class Builder:
         elif isinstance(stmt, A.Tie):
             self.ties.append(Tie(scope.prefix + stmt.target, scope.prefix + stmt.source, stmt.span))
         elif isinstance(stmt, A.Input):
-            self.fail("E0409", "`input` declares a model's inputs; a block receives them in its `(…)` list",
+            self.fail("E0409", "`input` declares a model's inputs; a block receives them in its `(…)` list"
+                      if scope.block else "`input` goes at the top level of the model, not inside `if`",
                       stmt.span, scope)
         elif isinstance(stmt, A.Output):
             self.fail("E0409", "`output` belongs in a model; a block gives its results with `return`",
