@@ -7,15 +7,21 @@ from __future__ import annotations
 
 from typing import Annotated, Union
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from .. import dims
 from ..dims import Dim, fmt_shape
 from ..types import DTYPE_BYTES, FLOAT_DTYPES, INT_DTYPES, TensorType
 from .base import OpError, OpParams
 
-Pos = Annotated[int, Field(gt=0)]
-NonNeg = Annotated[int, Field(ge=0)]
+def _not_bool(value):
+    if isinstance(value, bool):  # pydantic would take `true` as 1
+        raise ValueError(f"expected a whole number, got {str(value).lower()}")
+    return value
+
+
+Pos = Annotated[int, BeforeValidator(_not_bool), Field(gt=0)]
+NonNeg = Annotated[int, BeforeValidator(_not_bool), Field(ge=0)]
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
 PosOrTuple = Union[Pos, tuple[Pos, ...]]  # kernel sizes, strides, dilations
 NonNegOrTuple = Union[NonNeg, tuple[NonNeg, ...]]  # paddings
