@@ -38,8 +38,7 @@ def load_weights(model, path) -> None:
             state = state["model"]
         model.load_state_dict(state, strict=True)
     except Exception as err:  # noqa: BLE001 - a file of any content may come in: every failure is "not these weights"
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(f"cannot load weights from {path}: {reason}") from None
+        raise UsageError(f"cannot load weights from {path}: {str(err).strip() or type(err).__name__}") from None
 
 
 def cmd_build(args) -> int:

@@ -23,8 +23,7 @@ def _positive_int(text: str) -> int:
 
 def cmd_check(args) -> int:
     from . import report
-    from .checker import expand_paths
-    from .checker import INTERNAL_ERROR
+    from .checker import INTERNAL_ERROR, expand_paths
     from .checker import check as run_check
 
     files = expand_paths(args.paths)
@@ -178,14 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"specc: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except OSError as err:  # an output path that cannot be written, a folder given for a file, ...
-        print(f"specc: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print("specc: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as err:  # a path given wrongly
+        print(f"specc: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception:  # noqa: BLE001 - a bug in specc: say so, and where to report it
         print(traceback.format_exc(), file=sys.stderr)
         print(f"specc: internal error (this is a bug in specc, not in your spec).\n"

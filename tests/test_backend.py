@@ -2,7 +2,6 @@
 code agree with the IR; tutorial networks match hand-written PyTorch exactly."""
 import importlib.util
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -99,6 +98,18 @@ def test_tied_weights_are_one_parameter(tmp_path):
     assert 0 < model.biased.bias.abs().max() <= 1 / 4  # PyTorch's default: U(-1/sqrt(16), 1/sqrt(16))
     a, b = model(torch.randint(0, 100, (2, 3)))
     torch.testing.assert_close(b - model.biased.bias, a)
+
+
+def test_a_chain_of_ties_shares_one_parameter_in_either_order(tmp_path):
+    path = tmp_path / "chain.dlspec"
+    for ties in ("  tie c.weight = b.weight\n  tie b.weight = a.weight\n",
+                 "  tie b.weight = a.weight\n  tie c.weight = b.weight\n"):
+        path.write_text("model M {\n  input x: float32[N, 8]\n  y = x |> a: Linear(8) |> b: Linear(8) |> c: Linear(8)\n"
+                        + ties + "  output y\n}\n")
+        compiled = specc.compile(path)
+        model = compiled.model
+        assert model.a.weight is model.b.weight is model.c.weight
+        assert sum(p.numel() for p in model.parameters()) == compiled.ir.param_count == 64 + 3 * 8
 
 
 @pytest.mark.parametrize("kind", INIT_KINDS)

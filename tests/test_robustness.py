@@ -122,15 +122,25 @@ def test_api_rejects_unknown_parameters_and_dtypes():
             specc.compile(spec, dtype=dtype)
 
 
-def test_reserved_layer_names_cover_torchs_module_attributes():
-    """MODULE_ATTRIBUTES (the frontend cannot import torch) lists what this torch's modules have."""
+def test_reserved_layer_names_are_torchs_module_attributes(tmp_path):
+    """The frontend cannot import torch, so it lists the names; they must cover this torch's, and
+    a name torch does not use stays free (`_proj`, and `graph` below the top level)."""
     from torch import fx, nn
 
-    from specc.ir.build import MODULE_ATTRIBUTES
+    from specc.ir.build import GRAPH_MODULE_ATTRIBUTES, MODULE_ATTRIBUTES
 
-    graph_module = fx.GraphModule(nn.Module(), fx.Graph())
-    public = {name for name in set(dir(graph_module)) | set(vars(graph_module)) if not name.startswith("_")}
-    assert public <= MODULE_ATTRIBUTES, sorted(public - MODULE_ATTRIBUTES)
+    def names(obj) -> set:
+        return {n for n in set(dir(obj)) | set(vars(obj)) if not n.startswith("__")}
+
+    module, graph_module = nn.Module(), fx.GraphModule(nn.Module(), fx.Graph())
+    assert names(module) <= MODULE_ATTRIBUTES, sorted(names(module) - MODULE_ATTRIBUTES)
+    assert names(graph_module) - names(module) <= GRAPH_MODULE_ATTRIBUTES
+    path = tmp_path / "free.dlspec"
+    path.write_text("spec 1\nblock Gnn(w = 8) (x) {\n  return x |> graph: Linear(w) |> _proj: Linear(w)\n}\n"
+                    "model M {\n  input x: float32[N, 8]\n  y = x |> gnn: Gnn |> _head: Linear(2)\n  output y\n}\n")
+    model = specc.compile(path).model
+    assert [k for k, _ in model.named_parameters()] == [
+        "gnn.graph.weight", "gnn.graph.bias", "gnn._proj.weight", "gnn._proj.bias", "_head.weight", "_head.bias"]
 
 
 def test_a_byte_order_mark_is_not_a_character(tmp_path):

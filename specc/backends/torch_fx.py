@@ -22,8 +22,9 @@ def build_module(graph: Graph, *, device=None, dtype=None) -> fx.GraphModule:
     root = nn.Module()
     tied = {tie.target for tie in graph.ties}
     # torch.device(...) as a context routes every tensor factory through a Python mode: only when asked
+    device = torch.device(device) if device is not None else None
     with torch.device(device) if device is not None else contextlib.nullcontext(), \
-            _NoInitOnMeta() if device is not None and torch.device(device).type == "meta" else contextlib.nullcontext():
+            _NoInitOnMeta() if device is not None and device.type == "meta" else contextlib.nullcontext():
         target_device = torch.get_default_device()
         for path, layer in graph.layers.items():
             module = _make_module(layer, target_device, tied)
@@ -67,7 +68,7 @@ def _make_module(layer: Layer, device: torch.device, tied: set[str]) -> nn.Modul
 
 class _NoInitOnMeta(TorchFunctionMode):
     """On the meta device there is no data to initialise, so `nn.init` calls and random fills
-    return at once. Run, the first one in a process imports torch._dynamo (about a second)."""
+    return at once. (Otherwise the first of them in a process imports torch._dynamo: about a second.)"""
 
     SKIPPED = {torch.Tensor.normal_, torch.Tensor.uniform_}
 

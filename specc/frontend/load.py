@@ -164,7 +164,8 @@ def schema_diagnostics(err: ValidationError, doc: dict, source_map: dict, file: 
         span = _span_for(source_map, path, file)
         where = ".".join(str(p) for p in path) or "the document"
         kind = e["type"]
-        if kind in ("dict_type", "model_type", "model_attributes_type") and _repeated_section(doc, path, source_map):
+        if kind in ("dict_type", "model_type", "model_attributes_type") and not file.endswith(YAML_SUFFIXES) \
+                and _repeated_section(doc, path, source_map):
             diag = Diagnostic("E0208", f"section `{path[-1]}` appears twice", source_map[path + (1,)],
                               label="second one", notes=(Note(f"first at {source_map[path + (0,)]}"),))
         elif kind == "extra_forbidden":

@@ -299,10 +299,14 @@ def _slip(tok: Token, expected: set, prev: Token | None, postlex: Newlines, file
 CLOSERS_FOR = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
 
 
+# the start of a statement (or of a block's closing brace), as a line that continues another may not read
+STATEMENT_START = re.compile(r"(?:output|return|input|tie|if)\b|[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*\s*(?::[^=\n]*)?=(?!=)")
+
+
 def _unfinished_line(tok: Token, postlex: Newlines, file: str) -> Diagnostic | None:
     """A line that ends in an operator or an open bracket continues on the next line; when that
-    next line is not indented further (it reads as a statement of its own) and the error is on
-    it or after it, the earlier line was left unfinished: say so there."""
+    next line reads as a statement of its own (not indented further, starting like one) and the
+    error is on it or after it, the earlier line was left unfinished: say so there."""
     lines = postlex.text.split("\n")
     line = tok.line
     if postlex.joined_after is not None and tok.line > postlex.joined_after.line:  # the lexer stopped at tok
@@ -312,8 +316,8 @@ def _unfinished_line(tok: Token, postlex: Newlines, file: str) -> Diagnostic | N
         first = lines[line - 1].lstrip()
         indent = len(lines[line - 1]) - len(first)
         joiner_indent = len(lines[joiner.line - 1]) - len(lines[joiner.line - 1].lstrip())
-        operator = joiner.type in CONTINUE_AFTER and joiner.type not in ("COMMA", *OPENERS)
-        if indent <= joiner_indent and (operator or first[:1] not in ")]}"):
+        operator = joiner.type not in ("COMMA", *OPENERS)  # `y = x |>` then `}` ends the block unfinished
+        if indent <= joiner_indent and ((operator and first.startswith("}")) or STATEMENT_START.match(first)):
             unclosed = postlex.open[-1] if postlex.open else None
             if unclosed is not None and unclosed.type != "LBRACE" and unclosed.line < line:
                 closing = {"LPAR": ")", "LSQB": "]"}[unclosed.type]

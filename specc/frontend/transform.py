@@ -267,10 +267,8 @@ class DocumentBuilder:
 
     def _define(self, section: str, name: str, value, span: SourceSpan, name_span: SourceSpan):
         if name in self.doc[section]:
-            first = self.source_map[(section, name)]
-            self.diagnostics.append(Diagnostic(
-                "E0208", f"`{name}` is defined twice", name_span, label="second definition",
-                notes=(Note(f"first defined at {first}"),)))
+            self._twice(f"`{name}` is defined twice", name_span, self.source_map[(section, name)],
+                        label="second definition")
             return
         self.doc[section][name] = value
         self.source_map[(section, name)] = name_span

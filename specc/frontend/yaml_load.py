@@ -109,7 +109,8 @@ class YamlDocument:
                     out[key] = value
             return out
         if isinstance(node, yaml.SequenceNode):
-            return [None if v is REFUSED else v for v in (self._plain(v, path + (i,)) for i, v in enumerate(node.value))]
+            items = [self._plain(v, path + (i,)) for i, v in enumerate(node.value)]
+            return REFUSED if any(v is REFUSED for v in items) else items
         if node.style in ("|", ">") or (node.style is None and node.end_mark.line > node.start_mark.line):
             self._block_scalars[path] = node
         constructor = Loader.yaml_constructors.get(node.tag)
@@ -118,12 +119,13 @@ class YamlDocument:
             return None
         try:
             value = constructor(self._scalars, node)
-            too_large = (isinstance(value, int) and abs(value) > MAX_INT) or (isinstance(value, float) and math.isinf(value))
         except ValueError:  # an integer of thousands of digits: Python refuses to convert it
-            too_large = True
-        if too_large:
-            self._error("E0602", "this number is too large: integers fit in 64 bits (at most 2**63 - 1), "
-                        "numbers must be finite", node)
+            value = MAX_INT + 1
+        if isinstance(value, int) and abs(value) > MAX_INT:
+            self._error("E0602", "this integer is too large: specc's integers fit in 64 bits (at most 2**63 - 1)", node)
+            return REFUSED
+        if isinstance(value, float) and math.isinf(value):
+            self._error("E0602", "numbers must be finite", node)
             return REFUSED
         if not isinstance(value, (str, int, float, bool, type(None))):
             value = str(value)  # timestamps and the like: keep the text

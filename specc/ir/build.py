@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import keyword
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -27,20 +27,34 @@ MAX_REPEAT = 100_000
 MAX_NODES = 100_000  # layers; the 10,000-layer benchmark spec checks in about half a second
 MAX_BLOCK_DEPTH = 64
 MAX_PARAMS = 10**12  # refused before anything is allocated; `--max-params` lowers it
-# Attributes every nn.Module (and fx.GraphModule, the compiled model) has: a layer of the same
-# name could not be installed. Names starting with `_` are refused too (torch's private ones).
-MODULE_ATTRIBUTES = frozenset((
-    "T_destination", "add_module", "add_submodule", "apply", "bfloat16", "buffers", "call_super_init", "children",
-    "code", "compile", "cpu", "cuda", "delete_all_unused_submodules", "delete_submodule", "double", "dump_patches",
-    "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule",
-    "graph", "half", "ipu", "load_state_dict", "meta", "modules", "mtia", "named_buffers", "named_children",
-    "named_modules", "named_parameters", "parameters", "print_readable", "recompile", "register_backward_hook",
-    "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
-    "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
-    "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook",
-    "requires_grad_", "set_extra_state", "set_submodule", "shape_env", "share_memory", "state_dict", "to",
-    "to_empty", "to_folder", "train", "training", "type", "xpu", "zero_grad",
-))
+# Attributes every nn.Module has, and those the compiled model (an fx.GraphModule) adds: a layer of
+# the same name could not be installed. The test suite checks these lists against torch's.
+MODULE_ATTRIBUTES = frozenset("""
+    T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda double
+    dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half
+    ipu load_state_dict modules mtia named_buffers named_children named_modules named_parameters parameters
+    register_backward_hook register_buffer register_forward_hook register_forward_pre_hook
+    register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook
+    register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook
+    register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict to
+    to_empty train training type xpu zero_grad
+    _apply _backward_hooks _backward_pre_hooks _buffers _call_impl _compiled_call_impl _forward_hooks
+    _forward_hooks_always_called _forward_hooks_with_kwargs _forward_pre_hooks _forward_pre_hooks_with_kwargs
+    _get_backward_hooks _get_backward_pre_hooks _get_name _is_full_backward_hook _load_from_state_dict
+    _load_state_dict_post_hooks _load_state_dict_pre_hooks _maybe_warn_non_full_backward_hook _modules
+    _named_members _non_persistent_buffers_set _parameters _register_load_state_dict_pre_hook
+    _register_state_dict_hook _replicate_for_data_parallel _save_to_state_dict _slow_forward _state_dict_hooks
+    _state_dict_pre_hooks _version _wrapped_call_impl
+""".split())
+GRAPH_MODULE_ATTRIBUTES = frozenset("""
+    add_submodule code delete_all_unused_submodules delete_submodule graph meta print_readable recompile
+    shape_env to_folder
+    _boxed_call _code _create_node_hooks _deepcopy_hooks _deepcopy_init _erase_node_hooks _graph _lineno_map
+    _prologue_start _recompile_submodules _register_create_node_hook _register_deepcopy_hook
+    _register_erase_node_hook _register_replace_node_hook _replace_hooks _set_replace_hook _tracer_cls
+    _tracer_extras _unregister_create_node_hook _unregister_deepcopy_hook _unregister_erase_node_hook
+    _unregister_replace_node_hook _wrapped_call
+""".split())
 BUILTINS = ("channels", "dim", "rank", "features", "min", "max", "int", "float", "len", "sqrt")
 
 
@@ -305,27 +319,36 @@ class Builder:
         for layer in self.layers.values():
             for pname, shape in OPS[layer.op].param_shapes(layer.params).items():
                 shapes[f"{layer.path}.{pname}"] = tuple(shape)
-        targets = {tie.target for tie in self.ties}
-        tied_before = set()
+        sources: dict[str, str] = {}  # target -> source, for the ties that are sound one by one
+        sound = []
         for tie in self.ties:
-            for key in (tie.target, tie.source):
-                if key not in shapes:
-                    self.error("E0401", f"`tie`: no parameter `{key}`", tie.span,
-                               help=_did_you_mean(key, shapes))
-                    break
+            missing = next((key for key in (tie.target, tie.source) if key not in shapes), None)
+            if missing is not None:
+                self.error("E0401", f"`tie`: no parameter `{missing}`", tie.span, help=_did_you_mean(missing, shapes))
+            elif tie.target == tie.source:
+                self.error("E0308", f"cannot tie `{tie.target}` to itself", tie.span)
+            elif tie.target in sources:
+                self.error("E0308", f"`{tie.target}` is tied twice", tie.span, label="second tie")
+            elif shapes[tie.target] != shapes[tie.source]:
+                self.error("E0308", f"cannot tie `{tie.target}` {list(shapes[tie.target])} to `{tie.source}` "
+                           f"{list(shapes[tie.source])}: the shapes differ", tie.span)
             else:
-                # each tie makes its target the source's own parameter: a chain or a cycle has no owner
-                if tie.target == tie.source:
-                    self.error("E0308", f"cannot tie `{tie.target}` to itself", tie.span)
-                elif tie.target in tied_before:
-                    self.error("E0308", f"`{tie.target}` is tied twice", tie.span, label="second tie")
-                elif tie.source in targets:
-                    self.error("E0308", f"cannot tie to `{tie.source}`: it is tied to another parameter itself",
-                               tie.span, help="tie both to the parameter that owns the weights")
-                elif shapes[tie.target] != shapes[tie.source]:
-                    self.error("E0308", f"cannot tie `{tie.target}` {list(shapes[tie.target])} to `{tie.source}` "
-                               f"{list(shapes[tie.source])}: the shapes differ", tie.span)
-                tied_before.add(tie.target)
+                sources[tie.target] = tie.source
+                sound.append(tie)
+        self.ties = [replace(tie, source=self._tie_owner(tie, sources)) for tie in sound]
+
+    def _tie_owner(self, tie: Tie, sources: dict) -> str:
+        """The parameter at the end of a chain of ties (`c = b`, `b = a`: a), whatever their order."""
+        chain = [tie.target, tie.source]
+        while chain[-1] in sources:
+            if chain[-1] in chain[:-1]:
+                cycle = chain[chain.index(chain[-1]):]
+                if tie.target == min(cycle):  # said once, by the tie of the cycle's first parameter
+                    self.error("E0308", f"these ties form a cycle: {' -> '.join(cycle)}", tie.span,
+                               help="tie each to the parameter that owns the weights")
+                break
+            chain.append(sources[chain[-1]])
+        return chain[-1]
 
     # ---- statements ----
     def run_body(self, stmts, scope: Scope) -> None:
@@ -645,11 +668,7 @@ class Builder:
     # ---- layers ----
     def _layer_path(self, name: str | None, name_span, op: str, scope: Scope) -> str:
         if name is not None:
-            if keyword.iskeyword(name) or name.startswith("_") or name in MODULE_ATTRIBUTES:
-                self.fail("E0412", f"`{name}` cannot name a layer: "
-                          + ("it is a Python keyword" if keyword.iskeyword(name) else
-                             "PyTorch's modules use that name themselves"), name_span, scope, label="reserved",
-                          help=f"call it `{name.strip('_') or 'layer'}_`, for example")
+            self._check_layer_name(name, name_span, scope)
             if name in scope.layers or (scope.prefix + name) in self.layers:
                 first = self.layers.get(scope.layers.get(name, scope.prefix + name))
                 self.fail("E0403", f"layer name `{name}` is used twice", name_span, scope,
@@ -666,6 +685,18 @@ class Builder:
         local = f"{base}_{n}"
         scope.layers[local] = scope.prefix + local
         return scope.prefix + local
+
+    def _check_layer_name(self, name: str, span, scope: Scope) -> None:
+        """A name the generated module can hold: not a keyword, nor an attribute torch's modules have
+        (the compiled model's own ones matter at the top level only)."""
+        if keyword.iskeyword(name):
+            why = "it is a Python keyword"
+        elif name.startswith("__") or name in MODULE_ATTRIBUTES or (not scope.prefix and name in GRAPH_MODULE_ATTRIBUTES):
+            why = "PyTorch's modules use that name themselves"
+        else:
+            return
+        self.fail("E0412", f"`{name}` cannot name a layer: {why}", span, scope, label="reserved",
+                  help=f"call it `{name.strip('_') or 'layer'}_`, for example")
 
     def apply_layer(self, func: str, call: A.Call, inputs: list, scope: Scope, name, name_span):
         if func in self.library.blocks:
@@ -777,7 +808,7 @@ class Builder:
             params = op.params(**kwargs)
         except ValidationError as err:
             reported = set()
-            for e in _union_errors_first(err.errors(include_url=False)):
+            for e in _telling_errors_first(err.errors(include_url=False), arg_spans):
                 field_name = e["loc"][0] if e["loc"] else None
                 if field_name in reported:  # a union gives one error per member: report the telling one
                     continue
@@ -943,10 +974,14 @@ class Builder:
 _IMPORTED: dict[tuple, object] = {}
 
 
-def _union_errors_first(errors: list) -> list:
-    """Pydantic's errors, those about a value's range before those about its type: for
-    `stride = 0` against `int > 0 or a tuple of them`, "greater than 0" is the telling one."""
-    return sorted(errors, key=lambda e: e["type"].endswith("_type"))
+def _telling_errors_first(errors: list, arg_spans: dict) -> list:
+    """Pydantic's errors in the order of the arguments in the source, and for one argument those
+    about its range before those about its type: for `stride = 0` against `int > 0 or a tuple of
+    them`, "greater than 0" is the telling one."""
+    def key(e):
+        span = arg_spans.get(e["loc"][0] if e["loc"] else None)
+        return (span.line, span.col) if span else (0, 0), e["type"].endswith("_type")
+    return sorted(errors, key=key)
 
 
 def _load_import(path: str):

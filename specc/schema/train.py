@@ -6,12 +6,12 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from ..ir.evaluate import MAX_INT
+
 # Sane bounds, checked by `specc check` before anything is allocated or handed to torch.
-MAX_SEED = 2**63  # seeds are in [0, 2**63): torch and numpy take them as 64-bit integers
 MAX_EPOCHS = 100_000
 MAX_CLASSES = 1_000_000  # synthetic integer targets are drawn from range(classes)
 MAX_DIM = 1_000_000  # a synthetic `dims` size
-INT64 = 2**63
 
 
 class Section(BaseModel):
@@ -20,10 +20,10 @@ class Section(BaseModel):
 
 
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
-Seed = Annotated[int, Field(ge=0, lt=MAX_SEED)]
+Seed = Annotated[int, Field(ge=0, le=MAX_INT)]  # torch and numpy take seeds as 64-bit integers
 Positive = Annotated[float, Field(gt=0.0)]
 NonNegative = Annotated[float, Field(ge=0.0)]
-Int64 = Annotated[int, Field(ge=-INT64, lt=INT64)]
+Int64 = Annotated[int, Field(ge=-MAX_INT - 1, le=MAX_INT)]
 
 
 # ---- data ----------------------------------------------------------------------------
