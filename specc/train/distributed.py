@@ -85,6 +85,8 @@ def session(plan):
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method="env://")
     try:
         yield Env(rank, world, local_rank, device, strategy)
+        if owns_group:  # no rank tears the group down while another is still in a collective
+            dist.barrier()
     finally:
         if owns_group and dist.is_initialized():
             dist.destroy_process_group()
