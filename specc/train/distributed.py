@@ -14,6 +14,7 @@ are. The backend is NCCL on CUDA and gloo on CPU. Only rank 0 writes files and p
 """
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -90,6 +91,9 @@ def session(plan):
     finally:
         if owns_group and dist.is_initialized():
             dist.destroy_process_group()
+            # gloo's finished work may still hold tensors: free them while the interpreter is whole,
+            # not during its shutdown (where that aborts the process)
+            gc.collect()
 
 
 def relaunch(nproc: int, argv: list[str]) -> int:
