@@ -191,7 +191,7 @@ def test_rank_errors():
 def test_dtype_errors():
     e = error("Embedding", f32(N, T), num_embeddings=10, embedding_dim=4)
     assert (e.code, e.input) == ("E0306", 0)
-    assert e.message == "Embedding expects an integer input (token ids) but got float32[N, T]"
+    assert e.message == "Embedding expects int64 or int32 token ids but got float32[N, T]"
     assert error("Linear", i64(N, 4), out_features=2).code == "E0306"
     assert error("Mean", i64(N, 4)).code == "E0306"
 

@@ -129,9 +129,14 @@ def latency(run, job: Job, compiled, *, batch_sizes, runs: int = 15, budget_s: f
         inputs = make_inputs(compiled, sig, dims, seed=int(job.options.get("seed", 0)), device=job.device,
                              float_dtype=model_float_dtype(job.model))
         sync = _sync(job.device)
-        with torch.no_grad():
-            eager_ms, n = median_ms(lambda: sync(job.model(*inputs)), runs=runs, budget_s=budget_s)
-        artifact_ms, m = median_ms(lambda: sync(run(inputs)), runs=runs, budget_s=budget_s)
+        try:
+            with torch.no_grad():
+                eager_ms, n = median_ms(lambda: sync(job.model(*inputs)), runs=runs, budget_s=budget_s)
+            artifact_ms, m = median_ms(lambda: sync(run(inputs)), runs=runs, budget_s=budget_s)
+        except Exception as err:  # noqa: BLE001 - timing is a report: a batch size the model refuses is noted
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            out.append(Latency(batch, None, None, skipped=f"the model fails at this batch size: {reason}"))
+            continue
         per_item_s = eager_ms / 1e3 / batch
         out.append(Latency(batch, artifact_ms, eager_ms, min(n, m)))
     return tuple(out)

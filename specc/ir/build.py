@@ -653,7 +653,7 @@ class Builder:
             self._copies //= max(count, 1)
 
     def _expand_repeat(self, rep: A.Repeat, count: int, inputs, scope: Scope, sub: Scope):
-        value = inputs
+        value = inputs[0] if len(inputs) == 1 else tuple(inputs)  # `repeat 0` passes its input through
         for i in range(count):
             if rep.var:
                 scope.values[rep.var] = i
@@ -851,7 +851,7 @@ class Builder:
         except OpError as err:
             span = arg_spans.get(err.arg) if err.arg else None
             if span is None and err.input is not None and hasattr(call, "args"):
-                span = self._input_span(call, err.input, len(tensors))
+                span = self._input_span(call, err.input, len(tensors), scope)
             help_ = err.help
             if err.code == "E0301" and err.arg in op.inferred and isinstance(call, A.Call):
                 fixed = tuple(a for a in call.args if a.span != arg_spans.get(err.arg))
@@ -889,11 +889,15 @@ class Builder:
                       f"but {op.name}'s is {list(weight)}", span, scope,
                       help="use normal, trunc_normal, zeros, ones or constant here")
 
-    def _input_span(self, call, index: int, n: int):
-        tensor_args = [a for a in call.args if a.name is None]
-        piped = n - len(tensor_args)
-        i = index - piped
-        return tensor_args[i].span if 0 <= i < len(tensor_args) else None
+    def _input_span(self, call, index: int, n: int, scope: Scope):
+        """The span of the call's `index`-th tensor input, when it is written as an argument (not piped)."""
+        positional = [a for a in call.args if a.name is None]
+        written = 0  # the leading positional arguments that name tensors are inputs (`Concat(a, b)`)
+        while written < len(positional) and isinstance(positional[written].value, A.Name) \
+                and isinstance(scope.values.get(positional[written].value.id), Tensor):
+            written += 1
+        i = index - (n - written)
+        return positional[i].span if 0 <= i < written else None
 
     def _node_id(self, path: str) -> str:
         base = path.replace(".", "_")

@@ -156,6 +156,11 @@ def floordiv(a: Dim, b: Dim) -> Dim:
             return a
         terms = a._as_dict()
         const = terms.pop((), 0)
+        (mono, coef), = terms.items() if len(terms) == 1 else [((), 0)]
+        if coef == 1 and len(mono) == 1 and isinstance(mono[0], FloorDiv) and b > 0:
+            # (P//k + c)//b = (P + k*c)//(k*b): two poolings in a row equal one with both strides
+            inner = mono[0]
+            return floordiv(add(inner.num, inner.den * const), inner.den * b)
         if all(c % b == 0 for c in terms.values()):
             # the symbolic part divides exactly, so only the constant is floored: (H - 2)//2 = H/2 - 1
             return add(_make({m: c // b for m, c in terms.items()}), const // b)

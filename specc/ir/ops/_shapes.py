@@ -114,9 +114,13 @@ def window_out(size: Dim, k: int, s: int, p: int, d: int = 1, ceil_mode: bool = 
     if not ceil_mode:
         return dims.add(dims.floordiv(span, s), 1)
     out = dims.add(dims.floordiv(dims.add(span, s - 1), s), 1)
-    # torch: the last window must start inside the input or the left padding
-    if dims.is_static(out) and dims.is_static(size) and (out - 1) * s >= size + p:
-        out -= 1
+    # torch: the last window must start inside the input or the left padding. It always does when
+    # p + s <= d(k-1) + 1; otherwise whether it does depends on the size, which must then be known.
+    if dims.is_static(size):
+        return out - 1 if (out - 1) * s >= size + p else out
+    if p + s > d * (k - 1) + 1:
+        raise OpError(f"ceil_mode = true with kernel {k}, stride {s} and padding {p} needs a fixed input size, "
+                      f"not {size}: torch's rule for the last window depends on its value", code="E0302", arg="ceil_mode")
     return out
 
 

@@ -52,6 +52,8 @@ def _matmul(p, inputs):
     sb = b.shape + (1,) if b.rank == 1 else b.shape
     if sa[-1] != sb[-2]:
         raise OpError(f"MatMul cannot multiply {a} by {b}: {sa[-1]} vs {sb[-2]}", input=1)
+    if a.dtype != b.dtype:
+        raise OpError(f"MatMul needs both inputs of one dtype, got {a.dtype} and {b.dtype}", code="E0306", input=1)
     batch = broadcast("MatMul", sa[:-2], sb[:-2], a, b)
     shape = batch + sa[-2:-1] * (a.rank > 1) + sb[-1:] * (b.rank > 1)
     return Inferred(p, (TensorType(promote(a.dtype, b.dtype), shape),))
@@ -77,6 +79,9 @@ def _reduce(name: str):
             expect_float(name, x)
         given = range(x.rank) if p.dim is None else (p.dim,) if isinstance(p.dim, int) else p.dim
         ds = {norm_dim(name, d, x.rank) for d in given}
+        check(len(ds) == len(given) and len(ds) > 0, f"{name} got dim {list(given)}: "
+              + ("name each dim once" if given else "an empty list; leave `dim` out to reduce over every dim"),
+              arg="dim")
         shape = [1 if i in ds else s for i, s in enumerate(x.shape) if p.keepdim or i not in ds]
         dtype = x.dtype if x.dtype in FLOAT_DTYPES else "int64"
         return Inferred(p, (TensorType(dtype, tuple(shape)),))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import dims
-from ..types import INT_DTYPES, TensorType
+from ..types import TensorType
 from ._shapes import Pos, check, expect_float, expect_min_rank, fill, static
 from .base import Inferred, OpDef, OpError, OpParams, register
 
@@ -40,8 +40,8 @@ class EmbeddingParams(OpParams):
 
 def _embedding(p: EmbeddingParams, inputs):
     x, = inputs
-    if x.dtype not in INT_DTYPES:
-        raise OpError(f"Embedding expects an integer input (token ids) but got {x}", code="E0306", input=0)
+    if x.dtype not in ("int32", "int64"):  # torch's embedding takes no narrower ids
+        raise OpError(f"Embedding expects int64 or int32 token ids but got {x}", code="E0306", input=0)
     n = p.num_embeddings
     check(p.padding_idx is None or -n <= p.padding_idx < n,
           f"Embedding got padding_idx {p.padding_idx} but has only {n} embeddings", arg="padding_idx")
