@@ -32,7 +32,7 @@ def expand_paths(paths) -> list[str]:
         if os.path.isdir(p):
             for root, dirs, names in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                files += [os.path.join(root, n) for n in sorted(names) if n.endswith(SPEC_SUFFIXES)]
+                files += [os.path.join(root, n) for n in sorted(names) if n.lower().endswith(SPEC_SUFFIXES)]
         elif any(c in p for c in "*?[") and not os.path.exists(p):
             files += sorted(f for f in glob.glob(p, recursive=True) if os.path.isfile(f)) or [p]
         else:
@@ -160,10 +160,12 @@ def train_diagnostics(spec, graphs: dict, build_diagnostics) -> list[Diagnostic]
 
 
 def check(paths, max_params: int | None = None) -> list[Diagnostic]:
+    if max_params is not None and (not isinstance(max_params, int) or isinstance(max_params, bool) or max_params < 1):
+        raise ValueError(f"max_params must be a whole number of at least 1, got {max_params!r}")
     out: list[Diagnostic] = []
     seen = set()
     for path in expand_paths(paths):
-        diagnostics, _ = check_file(path, max_params or MAX_PARAMS)
+        diagnostics, _ = check_file(path, MAX_PARAMS if max_params is None else max_params)
         for d in diagnostics:
             key = (d.code, d.message, d.span)
             if key not in seen:  # an imported file's errors are reported once

@@ -109,7 +109,7 @@ def _add_later_commands(sub) -> None:
     p = sub.add_parser("summary", help="per-layer table: output shapes, parameters, MACs (torch-free)")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--model", help="the model to summarise when the file has several")
-    p.add_argument("--depth", type=int, default=None, help="collapse blocks nested deeper than this")
+    p.add_argument("--depth", type=_positive_int, default=None, help="collapse blocks nested deeper than this")
     p.set_defaults(run=_lazy("specc.summary:cmd_summary"))
 
     p = sub.add_parser("build", help="compile to PyTorch, write weights (safetensors) and exports")
@@ -148,7 +148,7 @@ def _add_later_commands(sub) -> None:
     p = sub.add_parser("graph", help="draw the model: dot, svg, png or mermaid")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--format", choices=["dot", "svg", "png", "mermaid"], default="dot")
-    p.add_argument("--depth", type=int, default=None, help="collapse blocks nested deeper than this")
+    p.add_argument("--depth", type=_positive_int, default=None, help="collapse blocks nested deeper than this")
     p.add_argument("--model", help="the model to draw when the file has several")
     p.add_argument("-o", "--out", metavar="FILE", help="write to FILE (required for png)")
     p.set_defaults(run=_lazy("specc.tools.graph:cmd_graph"))

@@ -69,6 +69,8 @@ def compile_spec(spec_or_path, *, model=None, device=None, dtype=None, compile=F
         raise ImportError("specc.compile needs PyTorch: pip install 'specc[torch]'") from None
     from .backends.torch_fx import build_module
 
+    if model is not None and not isinstance(model, str):
+        raise TypeError(f"model must be the name of a model in the spec, got {type(model).__name__}")
     if params is not None and not isinstance(params, dict):
         raise TypeError(f"params must be a dict of the model's parameters, got {type(params).__name__}")
     if isinstance(dtype, str):

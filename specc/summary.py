@@ -51,6 +51,8 @@ def _block_of(node, key: str) -> str | None:
 
 
 def summary_table(graph, depth: int | None = None) -> str:
+    if depth is not None and depth < 1:
+        raise ValueError(f"depth must be 1 or more (the top-level layers), got {depth}")
     rows = summary_rows(graph, depth)
     header = ("layer", "op", "output", "params", "MACs")
     table = [header] + [("  " * r["depth"] + r["name"].rsplit(".", 1)[-1] if depth is None else r["name"],

@@ -44,3 +44,11 @@ def test_every_error_is_located():
     for path in ERR:
         for d in specc.check([str(path.relative_to(ROOT))]):
             assert d.span is not None and d.span.line >= 1, d.render()
+
+
+def test_every_code_is_documented():
+    """SARIF's helpUri points at docs/diagnostics.md#<code>: every code has its entry."""
+    from specc.errors import CODES
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "diagnostics.md").read_text()
+    assert [line[4:] for line in text.splitlines() if line.startswith("### ")] == list(CODES)

@@ -147,3 +147,28 @@ def test_a_byte_order_mark_is_not_a_character(tmp_path):
     path = tmp_path / "bom.dlspec"
     path.write_bytes(b"\xef\xbb\xbf" + (ROOT / "specs" / "tutorial_mlp.dlspec").read_bytes())
     assert specc.check([path]) == []
+
+
+def test_api_and_cli_refuse_nonsense_arguments(tmp_path):
+    import pytest
+
+    spec = ROOT / "specs" / "resnet18.dlspec"
+    with pytest.raises(ValueError, match="max_params"):
+        specc.check([spec], max_params=0)
+    with pytest.raises(TypeError, match="model must be the name"):
+        specc.compile(spec, model=1)
+    with pytest.raises(ValueError, match="depth must be 1 or more"):
+        specc.compile(spec, device="meta").summary(depth=0)
+    copy = tmp_path / "m.dlspec"
+    copy.write_text((ROOT / "specs" / "tutorial_mlp.dlspec").read_text())
+    for args in (("summary", spec, "--depth", "0"), ("convert", copy, "--to", "yaml", "-o", copy)):
+        assert _specc(*args).returncode == 2, args
+    assert copy.read_text() == (ROOT / "specs" / "tutorial_mlp.dlspec").read_text()
+
+
+def test_yaml_suffixes_in_any_case(tmp_path):
+    path = tmp_path / "model.YAML"
+    path.write_text("spec: 1\nmodels:\n  M:\n    inputs: {x: 'float32[N, 4]'}\n    body: ['y = x |> Linear(2)']\n"
+                    "    outputs: [y]\n")
+    assert specc.check([path]) == []
+    assert specc.check([tmp_path]) == []  # found in a folder too

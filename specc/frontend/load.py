@@ -52,7 +52,7 @@ def read_source(path: str | Path) -> str:
 
 def document(text: str, file: str) -> tuple[dict, dict, list[Diagnostic]]:
     """Text -> (plain document, source map, diagnostics). Raises Failed on a syntax error."""
-    if file.endswith(YAML_SUFFIXES):
+    if file.lower().endswith(YAML_SUFFIXES):
         from .yaml_load import load_yaml
         return load_yaml(text, file)
     items = to_ast(parse(text, file), file)
@@ -66,7 +66,7 @@ def load_text(text: str, file: str) -> Spec:
         doc, source_map, diagnostics = document(text, file)
     except Failed as failed:
         found = [failed.diagnostic]
-        if failed.diagnostic.code.startswith("E01") and not file.endswith(YAML_SUFFIXES):  # a syntax error
+        if failed.diagnostic.code.startswith("E01") and not file.lower().endswith(YAML_SUFFIXES):  # a syntax error
             found += later_syntax_errors(text, file, failed.diagnostic)
         raise SpecError(found) from None
     spec = None
@@ -164,7 +164,7 @@ def schema_diagnostics(err: ValidationError, doc: dict, source_map: dict, file: 
         span = _span_for(source_map, path, file)
         where = ".".join(str(p) for p in path) or "the document"
         kind = e["type"]
-        if kind in ("dict_type", "model_type", "model_attributes_type") and not file.endswith(YAML_SUFFIXES) \
+        if kind in ("dict_type", "model_type", "model_attributes_type") and not file.lower().endswith(YAML_SUFFIXES) \
                 and _repeated_section(doc, path, source_map):
             diag = Diagnostic("E0208", f"section `{path[-1]}` appears twice", source_map[path + (1,)],
                               label="second one", notes=(Note(f"first at {source_map[path + (0,)]}"),))

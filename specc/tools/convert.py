@@ -618,7 +618,7 @@ def _is_tensor_type(text: str) -> bool:
 
 # ---- the command -------------------------------------------------------------------------
 def convert_text(text: str, file: str, to: str) -> str:
-    if file.endswith((".yaml", ".yml")):
+    if file.lower().endswith((".yaml", ".yml")):
         text = to_dlspec(text, file)
     return to_yaml(text, file) if to == "yaml" else format_text(text, file)
 
@@ -634,6 +634,8 @@ def cmd_convert(args) -> int:
         raise SpecError([failed.diagnostic]) from None
     load_text(text, args.spec)  # a spec with errors is reported, not converted
     out = convert_text(text, args.spec, args.to)
+    if args.out and os.path.exists(args.out) and os.path.samefile(args.out, args.spec):
+        raise UsageError(f"-o {args.out} is the spec being converted; write the {args.to} form to another file")
     if args.out:
         write_atomically(args.out, out)
     else:
