@@ -444,7 +444,7 @@ def test_graph_clusters_blocks_and_collapses_by_depth():
     collapsed = drawing(graph, depth=2)
     groups = [b for c in collapsed.root.children.values() for b in c.boxes]
     assert [b.label for b in groups[:2]] == [("layer1.0", "BasicBlock"), ("layer1.1", "BasicBlock")]
-    assert ("group_layer1_0", "group_layer1_1", "[N, 64, 56, 56]") in collapsed.edges
+    assert ("group:layer1.0", "group:layer1.1", "[N, 64, 56, 56]") in collapsed.edges
     assert all(a != b for a, b, _ in collapsed.edges)
     flat = drawing(graph, depth=1)
     assert not flat.root.children and len(flat.root.boxes) == 2 + 4 + 4 + 3  # in/out, stem, layers, head
@@ -523,3 +523,12 @@ def test_pre_commit_hooks():
         assert files.search("specs/resnet18.dlspec")
         assert not files.search(".github/workflows/ci.yml")  # YAML that is not a spec is left alone
         assert hook["language"] == "python"
+
+
+def test_graph_ids_of_inputs_and_outputs_never_meet_a_layers(tmp_path, capsys):
+    path = tmp_path / "names.dlspec"
+    path.write_text("spec 1\nmodel M {\n  input x: float32[N, 4]\n  h = x |> in_x: Linear(4)\n"
+                    "  y = h |> out_y: Linear(2)\n  output y\n}\n")
+    assert main(["graph", str(path)]) == 0
+    edges = [line.split(" [")[0].strip() for line in capsys.readouterr().out.splitlines() if "->" in line]
+    assert edges == ['"input:x" -> "in_x"', '"in_x" -> "out_y"', '"out_y" -> "output:y"']

@@ -92,7 +92,7 @@ def drawing(graph, depth: int | None = None, output_names=()) -> Drawing:
 
     box_of: dict[str, str] = {}  # value id -> the box that makes it
     for name in graph.inputs:
-        box = Box(f"in_{name}", (name, _shape(graph.values[name].type)), "input")
+        box = Box(f"input:{name}", (name, _shape(graph.values[name].type)), "input")  # ":" is in no layer path
         root.boxes.append(box)
         box_of[name] = box.id
     groups: dict[str, Box] = {}
@@ -105,7 +105,7 @@ def drawing(graph, depth: int | None = None, output_names=()) -> Drawing:
             box = groups.get(key)
             if box is None:
                 label = (key, blocks.get(key, "group"))
-                box = groups[key] = Box(f"group_{key.replace('.', '_')}", label, "group", key, key)
+                box = groups[key] = Box(f"group:{key}", label, "group", key, key)
                 cluster(key.rpartition(".")[0]).boxes.append(box)
         else:
             auto = re.fullmatch(re.escape(layer.op.lower()) + r"_\d+", parts[-1])  # relu_0: just "ReLU"
@@ -119,7 +119,7 @@ def drawing(graph, depth: int | None = None, output_names=()) -> Drawing:
             box_of[value] = box.id
     for i, value in enumerate(graph.outputs):
         name = output_names[i] if i < len(output_names) else value
-        box = Box(f"out_{name}", (name,), "output")
+        box = Box(f"output:{name}", (name,), "output")
         root.boxes.append(box)
         edges[(box_of[value], box.id, _shape(graph.values[value].type))] = None
     return Drawing(graph.name, root, list(edges))
