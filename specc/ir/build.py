@@ -638,10 +638,10 @@ class Builder:
         count = self.static(rep.count, scope)
         if count is POISON:
             raise StmtError()
-        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_REPEAT:
-            self.fail("E0602" if isinstance(count, int) else "E0405",
-                      f"repeat needs a count from 0 to {MAX_REPEAT:,}, got {count if isinstance(count, int) else type_name(count)}",
-                      rep.count.span, scope)
+        if not is_dim(count) or not isinstance(count, int) or not 0 <= count <= MAX_REPEAT:
+            self.fail("E0602" if isinstance(count, int) and not isinstance(count, bool) else "E0405",
+                      f"repeat needs a count from 0 to {MAX_REPEAT:,}, got "
+                      f"{count if is_dim(count) else type_name(count)}", rep.count.span, scope)
         if count * self._copies > MAX_NODES:  # refused before expanding: nested repeats multiply
             self.fail("E0602", f"these nested repeats make {count * self._copies:,} copies of their body; "
                       f"a model may have at most {MAX_NODES:,} layers", rep.count.span, scope)
@@ -838,6 +838,10 @@ class Builder:
     def reuse_layer(self, path: str, where, inputs: list, scope: Scope):
         """Apply an existing layer again: the same parameters (shared weights)."""
         layer = self.layers.get(path)
+        if layer is None and any(other.startswith(path + ".") for other in self.layers):
+            self.fail("E0405", f"`{path}` names a group of layers (a list, repeat or block); only a single layer can be applied again",
+                      where.span, scope, help="apply its layers again one by one to share their weights, "
+                      "or use the block again for new weights")
         if layer is None:
             self.fail("E0401", f"layer `{path}` is not defined yet", where.span, scope)
         if any(t is POISON for t in inputs):
