@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    except (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as err:  # a path given wrongly
+    except (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as err:
+        # a path given wrongly: an output folder that is a file, a folder that cannot be made, ...
         print(f"specc: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except Exception:  # noqa: BLE001 - a bug in specc: say so, and where to report it

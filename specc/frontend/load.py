@@ -29,7 +29,8 @@ def read_source(path: str | Path) -> str:
         if not stat.S_ISREG(st.st_mode):  # a device or a pipe: its size says nothing, and reading may not end
             raise Failed(Diagnostic("E0901", f"{file} is not a regular file"))
         if st.st_size > MAX_FILE_BYTES:
-            raise Failed(Diagnostic("E0602", f"{file} is {st.st_size:,} bytes; specs are limited to {MAX_FILE_BYTES:,}"))
+            raise Failed(Diagnostic("E0602", f"{file} is {st.st_size:,} bytes; "
+                                    f"specs are limited to {MAX_FILE_BYTES:,}"))
         text = p.read_bytes().decode("utf-8").removeprefix("\ufeff")  # the byte-order mark some editors write
     except FileNotFoundError:
         raise Failed(Diagnostic("E0901", f"no such file: {file}")) from None

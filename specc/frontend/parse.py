@@ -300,7 +300,8 @@ CLOSERS_FOR = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
 
 
 # the start of a statement (or of a block's closing brace), as a line that continues another may not read
-STATEMENT_START = re.compile(r"(?:output|return|input|tie|if)\b|[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*\s*(?::[^=\n]*)?=(?!=)")
+STATEMENT_START = re.compile(r"(?:output|return|input|tie|if)\b"  # a keyword, or `a, b = `, `x: [N, 4] = `
+                             r"|[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*\s*(?::[^=\n]*)?=(?!=)")
 
 
 def _unfinished_line(tok: Token, postlex: Newlines, file: str) -> Diagnostic | None:

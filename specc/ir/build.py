@@ -691,7 +691,8 @@ class Builder:
         (the compiled model's own ones matter at the top level only)."""
         if keyword.iskeyword(name):
             why = "it is a Python keyword"
-        elif name.startswith("__") or name in MODULE_ATTRIBUTES or (not scope.prefix and name in GRAPH_MODULE_ATTRIBUTES):
+        elif name.startswith("__") or name in MODULE_ATTRIBUTES or (
+                not scope.prefix and name in GRAPH_MODULE_ATTRIBUTES):
             why = "PyTorch's modules use that name themselves"
         else:
             return
@@ -839,7 +840,8 @@ class Builder:
         """Apply an existing layer again: the same parameters (shared weights)."""
         layer = self.layers.get(path)
         if layer is None and any(other.startswith(path + ".") for other in self.layers):
-            self.fail("E0405", f"`{path}` names a group of layers (a list, repeat or block); only a single layer can be applied again",
+            self.fail("E0405", f"`{path}` names a group of layers (a list, repeat or block); "
+                      "only a single layer can be applied again",
                       where.span, scope, help="apply its layers again one by one to share their weights, "
                       "or use the block again for new weights")
         if layer is None:

@@ -45,7 +45,8 @@ def in_range(v):
     """v, if it is a number specc computes with: within int64, and finite."""
     if isinstance(v, bool):
         return v
-    if (isinstance(v, int) and abs(v) > MAX_INT) or (isinstance(v, D.Sym) and any(abs(c) > MAX_INT for _, c in v.terms)):
+    coefficients = [c for _, c in v.terms] if isinstance(v, D.Sym) else [v] if isinstance(v, int) else []
+    if any(abs(c) > MAX_INT for c in coefficients):
         raise EvalError("the result is out of range: specc's integers fit in 64 bits (at most 2**63 - 1)")
     if isinstance(v, float) and not math.isfinite(v):
         raise EvalError("the result is not a finite number", help="a value this large is probably a typo")

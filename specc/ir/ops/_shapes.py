@@ -23,6 +23,7 @@ def _not_bool(value):
 Pos = Annotated[int, BeforeValidator(_not_bool), Field(gt=0)]
 NonNeg = Annotated[int, BeforeValidator(_not_bool), Field(ge=0)]
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
+PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 PosOrTuple = Union[Pos, tuple[Pos, ...]]  # kernel sizes, strides, dilations
 NonNegOrTuple = Union[NonNeg, tuple[NonNeg, ...]]  # paddings
 
@@ -120,7 +121,8 @@ def window_out(size: Dim, k: int, s: int, p: int, d: int = 1, ceil_mode: bool = 
         return out - 1 if (out - 1) * s >= size + p else out
     if p + s > d * (k - 1) + 1:
         raise OpError(f"ceil_mode = true with kernel {k}, stride {s} and padding {p} needs a fixed input size, "
-                      f"not {size}: torch's rule for the last window depends on its value", code="E0302", arg="ceil_mode")
+                      f"not {size}: torch's rule for the last window depends on its value",
+                      code="E0302", arg="ceil_mode")
     return out
 
 

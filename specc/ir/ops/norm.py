@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from ..dims import fmt_shape
-from ._shapes import (with_values, Pos, PosOrTuple, check, expect_float, expect_min_rank, expect_rank, fill,
-                      layout, static, tup)
+from ._shapes import (Pos, PosFloat, PosOrTuple, Prob, check, expect_float, expect_min_rank, expect_rank, fill,
+                      layout, static, tup, with_values)
 from .base import Inferred, OpDef, OpError, OpParams, register
 
 
@@ -15,8 +15,8 @@ def _affine(shape: tuple, weight: bool, bias: bool) -> dict:
 
 class BatchNormParams(OpParams):
     num_features: int | None = None
-    eps: float = 1e-5
-    momentum: float | None = 0.1
+    eps: PosFloat = 1e-5
+    momentum: Prob | None = 0.1
     affine: bool = True
     track_running_stats: bool = True
 
@@ -65,7 +65,7 @@ def _normalized_shape(name: str, p, x):
 
 class LayerNormParams(OpParams):
     normalized_shape: PosOrTuple | None = None
-    eps: float = 1e-5
+    eps: PosFloat = 1e-5
     elementwise_affine: bool = True
     bias: bool = True
 
@@ -87,7 +87,7 @@ register(OpDef(
 
 class RMSNormParams(OpParams):
     normalized_shape: PosOrTuple | None = None
-    eps: float | None = None
+    eps: PosFloat | None = None
     elementwise_affine: bool = True
 
 
@@ -109,7 +109,7 @@ register(OpDef(
 class GroupNormParams(OpParams):
     num_groups: Pos
     num_channels: int | None = None
-    eps: float = 1e-5
+    eps: PosFloat = 1e-5
     affine: bool = True
 
 

@@ -3,17 +3,13 @@ and Upsample."""
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal, Union
-
-from pydantic import Field
+from typing import Literal, Union
 
 from .. import dims
 from ..dims import Dim
-from ._shapes import (NonNegOrTuple, Pos, PosOrTuple, check, check_positive, expect_float, expect_rank, layout, tup,
-                      window_out)
+from ._shapes import (NonNegOrTuple, Pos, PosFloat, PosOrTuple, check, check_positive, expect_float, expect_rank,
+                      layout, tup, window_out)
 from .base import Inferred, OpDef, OpParams, register
-
-PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class MaxPoolParams(OpParams):
@@ -45,7 +41,7 @@ def _pool_infer(name: str, n: int):
         s = k if p.stride is None else tup(name, "stride", p.stride, n)
         pad = tup(name, "padding", p.padding, n)
         d = tup(name, "dilation", getattr(p, "dilation", 1), n)
-        check(all(2 * pi <= di * (ki - 1) + 1 for pi, ki, di in zip(pad, k, d)),
+        check(all(2 * pi <= ki for pi, ki in zip(pad, k)),  # torch: of the kernel, whatever the dilation
               f"{name} got padding {list(pad)} but it must be at most half the kernel size {list(k)}",
               arg="padding")
         out = tuple(window_out(*a, ceil_mode=p.ceil_mode) for a in zip(x.shape[2:], k, s, pad, d))
@@ -61,6 +57,8 @@ def _adaptive_infer(name: str, n: int):
         expect_float(name, x)
         size = tup(name, "output_size", p.output_size, n)
         check(all(s is None or s > 0 for s in size), f"{name} got output_size {list(size)}",
+              arg="output_size")
+        check(n > 1 or None not in size, f"{name} needs an output size; none (keep the input's) is for 2-d pools",
               arg="output_size")
         out = tuple(d if s is None else s for s, d in zip(size, x.shape[2:]))
         return Inferred(p, (x.with_shape(x.shape[:2] + out),))
