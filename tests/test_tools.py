@@ -532,3 +532,13 @@ def test_graph_ids_of_inputs_and_outputs_never_meet_a_layers(tmp_path, capsys):
     assert main(["graph", str(path)]) == 0
     edges = [line.split(" [")[0].strip() for line in capsys.readouterr().out.splitlines() if "->" in line]
     assert edges == ['"input:x" -> "in_x"', '"in_x" -> "out_y"', '"out_y" -> "output:y"']
+
+
+def test_convert_an_input_type_written_over_two_lines(tmp_path, capsys):
+    path = tmp_path / "m.dlspec"
+    path.write_text("spec 1\nmodel M {\n  input x: float32[N,  # batch\n    4]\n  y = x |> Linear(2)\n  output y\n}\n")
+    assert main(["convert", str(path), "--to", "yaml"]) == 0
+    yaml_path = tmp_path / "m.yaml"
+    yaml_path.write_text(capsys.readouterr().out)
+    assert "x: float32[N, 4]" in yaml_path.read_text()
+    assert specc.load(yaml_path).models["M"].inputs.keys() == {"x"} and specc.check([yaml_path]) == []

@@ -35,7 +35,7 @@ import yaml
 
 from ..errors import Diagnostic, Failed, SpecError, UsageError
 from ..frontend import ast as A
-from ..frontend.unparse import literal
+from ..frontend.unparse import expr as unparse_expr, literal
 from ..frontend.yaml_load import Loader
 from ..source import SourceSpan
 from .fmt import Comment, Source, format_source, format_text, write_atomically
@@ -319,7 +319,8 @@ class _YamlWriter:
         if inputs:
             self.out.line("inputs:", inputs[0].span.line, "    ", comments=False)
             for s in inputs:
-                self.out.line(f"{yaml_string(s.name)}: {yaml_string(self.slice(s.type.span))}", s.span.line, "      ")
+                text = self.slice(s.type.span) if s.type.span.end_line == s.type.span.line else unparse_expr(s.type)
+                self.out.line(f"{yaml_string(s.name)}: {yaml_string(text)}", s.span.line, "      ")
         self.body(stmts, "    ")
         if len(outputs) == 1:
             names = ", ".join(yaml_string(n, True) for n in outputs[0].names)
