@@ -47,8 +47,9 @@ def forward_backward(name: str, hand_factory, shape, pairs: int, repeats: int) -
     compiled = specc.compile(ROOT / "specs" / f"{name}.dlspec").model
     compiled.load_state_dict(hand.state_dict())
     x = torch.randn(shape)
-    for model in (hand, compiled):  # warm up
-        step_time(model, x, 2)
+    for _ in range(3):  # warm up, in turns (the first steps of a process also warm the allocator and caches)
+        for model in (hand, compiled):
+            step_time(model, x, 2)
     ratios = []
     for i in range(pairs):
         order = (compiled, hand) if i % 2 else (hand, compiled)  # alternate who goes first
@@ -127,7 +128,7 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"ResNet-18 fwd+bwd, batch 16: compiled / hand-written = "
-          f"{forward_backward('resnet18', ref.resnet18, (16, 3, 224, 224), args.pairs, 1):.3f}")
+          f"{forward_backward('resnet18', ref.resnet18, (16, 3, 224, 224), args.pairs, 2):.3f}")
     print(f"tutorial CNN fwd+bwd, batch 64: compiled / hand-written = "
           f"{forward_backward('tutorial_cnn', ref.TutorialCNN, (64, 3, 32, 32), args.pairs, 20):.3f}")
     resnet50 = ROOT / "specs" / "resnet50.dlspec"
