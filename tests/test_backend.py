@@ -174,10 +174,15 @@ def _emitted_model(compiled, tmp_path):
     assert "specc" not in source.split('"""', 2)[2]  # no specc import, only the docstring mentions it
     file = tmp_path / f"emitted_{compiled.ir.name}.py"
     file.write_text(source)
+    return _module_class(file, compiled.ir.name)()
+
+
+def _module_class(file: Path, name: str):
+    """Class `name` of the Python file `file`, imported as a module of its own."""
     spec_ = importlib.util.spec_from_file_location(file.stem, file)
     module = importlib.util.module_from_spec(spec_)
     spec_.loader.exec_module(module)
-    return getattr(module, compiled.ir.name)()
+    return getattr(module, name)
 
 
 def test_emitted_python_runs_the_spec_init(tmp_path):
@@ -352,11 +357,8 @@ def test_cli_emit_python_writes_a_standalone_module(tmp_path, capsys):
     assert main(["emit", str(spec), "--python"]) == 0
     file = tmp_path / "emitted_cli.py"
     file.write_text(capsys.readouterr().out)
-    spec_ = importlib.util.spec_from_file_location(file.stem, file)
-    module = importlib.util.module_from_spec(spec_)
-    spec_.loader.exec_module(module)
     compiled = specc.compile(spec).model.eval()
-    standalone = module.TutorialCNN().eval()
+    standalone = _module_class(file, "TutorialCNN")().eval()
     standalone.load_state_dict(compiled.state_dict(), strict=True)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
