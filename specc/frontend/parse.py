@@ -310,10 +310,11 @@ def _unfinished_line(tok: Token, postlex: Newlines, file: str) -> Diagnostic | N
     error is on it or after it, the earlier line was left unfinished: say so there."""
     lines = postlex.text.split("\n")
     line = tok.line
+    continued = dict(postlex.continued)
     if postlex.joined_after is not None and tok.line > postlex.joined_after.line:  # the lexer stopped at tok
-        postlex.continued[tok.line] = postlex.joined_after
-    while line in postlex.continued:
-        joiner = postlex.continued[line]
+        continued[tok.line] = postlex.joined_after
+    while line in continued:
+        joiner = continued[line]
         first = lines[line - 1].lstrip()
         indent = len(lines[line - 1]) - len(first)
         joiner_indent = len(lines[joiner.line - 1]) - len(lines[joiner.line - 1].lstrip())

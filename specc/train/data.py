@@ -188,14 +188,15 @@ class _Probe:
                        f"{fraction:g} for validation and still train", "samples", label="too few samples",
                        help="raise `samples`, or set val_fraction = 0")
         if values > MAX_SYNTHETIC_VALUES:
-            self.error(f"synthetic data of {self.cfg.samples:,} samples would hold {values:,} values, more than "
+            self.error(f"synthetic data of {samples:,} samples would hold {values:,} values, more than "
                        f"the limit of {MAX_SYNTHETIC_VALUES:,} (nothing was allocated)", "samples",
                        label="too large", help="lower `samples` (or the sizes in `dims`)")
         return DataPlan(self.cfg, tuple(fields), dims=tuple(sorted(env.items())))
 
     def _synthetic_dims(self, env: dict, slots) -> bool:
         """`dims` sizes symbols that the inputs and targets use, other than the batch dim."""
-        batch = {str(slot.type.shape[0]) for _, slot in slots if slot.type.shape and not D.is_static(slot.type.shape[0])}
+        batch = {str(slot.type.shape[0]) for _, slot in slots
+                 if slot.type.shape and not D.is_static(slot.type.shape[0])}
         used = {s for _, slot in slots for d in slot.type.shape[1:] if not D.is_static(d) for s in d.symbols}
         ok = True
         for name in env:
@@ -204,8 +205,8 @@ class _Probe:
                            "dims", name, label="batch dimension", help=f"remove `{name}` from dims; set `samples`")
                 ok = False
             elif name not in used:
-                self.error(f"dims gives a size for `{name}`, which no input or target uses", "dims", name, label="unused",
-                           help=_did_you_mean(name, sorted(used)) if used else "remove it")
+                self.error(f"dims gives a size for `{name}`, which no input or target uses", "dims", name,
+                           label="unused", help=_did_you_mean(name, sorted(used)) if used else "remove it")
                 ok = False
         return ok
 
