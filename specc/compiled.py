@@ -6,7 +6,6 @@ from pathlib import Path
 
 from .errors import Diagnostic, Failed, SpecError
 from .ir.build import build
-from .ir.types import FLOAT_DTYPES
 from .schema import Spec
 
 
@@ -79,9 +78,8 @@ def compile_spec(spec_or_path, *, model=None, device=None, dtype=None, compile=F
         raise ValueError(f"dtype must be a floating-point dtype such as 'float32' or 'bfloat16', got {dtype!r}")
     spec = load_spec(spec_or_path)
     graph = build_ir(spec, model, params)
-    if dtype is None:  # the weights take the inputs' floating-point dtype (float64 inputs: a float64 model)
-        floats = {graph.values[v].type.dtype for v in graph.inputs} & set(FLOAT_DTYPES)
-        dtype = getattr(torch, floats.pop()) if len(floats) == 1 and floats != {"float32"} else None
+    if dtype is None and graph.weight_dtype != "float32":
+        dtype = getattr(torch, graph.weight_dtype)
     module = build_module(graph, device=device, dtype=dtype)
     if compile:
         module = torch.compile(module)

@@ -5,6 +5,7 @@ import math
 
 from .ir import dims as D
 from .ir.ops import OPS
+from .ir.types import DTYPE_BYTES
 
 
 def _group(path: str, depth: int | None) -> str:
@@ -65,11 +66,10 @@ def summary_table(graph, depth: int | None = None) -> str:
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     total = graph.param_count
-    size = total * 4
     inputs = ", ".join(f"{v} {graph.values[v].type}" for v in graph.inputs)
     outputs = ", ".join(f"{name} {graph.values[v].type}" for name, v in zip(graph.output_names, graph.outputs))
     lines += ["", f"model {graph.name}: inputs {inputs}; outputs {outputs}",
-              f"parameters: {total:,} ({_bytes(size)} as float32)",
+              f"parameters: {total:,} ({_bytes(total * DTYPE_BYTES[graph.weight_dtype])} as {graph.weight_dtype})",
               f"MACs per forward pass: {graph.macs}{_per_sample(graph.macs)}"]
     return "\n".join(lines)
 

@@ -227,14 +227,14 @@ def _train(**parts) -> str:
 SCHEMA_ERRORS = [
     (dict(optimizer="optimizer AdamW { eps = -1 }"), "train.optimizer.eps: input should be greater than 0",
      "eps = -1"),
-    (dict(optimizer="optimizer AdamW { lr = inf }"), "train.optimizer.lr: input should be a finite number",
+    (dict(optimizer="optimizer AdamW { lr = inf }"), "train.optimizer.lr: input should be a valid number",
      "lr = inf"),
     (dict(optimizer="optimizer AdamW { betas = [2, 0.9] }"),
      "train.optimizer.betas.0: input should be less than 1", "betas = [2, 0.9]"),
     (dict(optimizer="optimizer AdamW { betas = [0.9, -3] }"),
      "train.optimizer.betas.1: input should be greater than or equal to 0", "betas = [0.9, -3]"),
     (dict(optimizer="optimizer AdamW { weight_decay = nan }"),
-     "train.optimizer.weight_decay: input should be a finite number", "weight_decay = nan"),
+     "train.optimizer.weight_decay: input should be a valid number", "weight_decay = nan"),
     (dict(optimizer="optimizer SGD { momentum = -0.5 }"),
      "train.optimizer.momentum: input should be greater than or equal to 0", "momentum = -0.5"),
     (dict(optimizer="optimizer SGD { nesterov = true }"),
@@ -247,14 +247,14 @@ SCHEMA_ERRORS = [
      "train.loss.weight: input should be greater than or equal to 0", "weight = -1"),
     (dict(seed="seed = -1"), "train.seed: input should be greater than or equal to 0", "seed = -1"),
     (dict(schedule="schedule onecycle { warmup_epochs = inf }"),
-     "train.schedule.warmup_epochs: input should be a finite number", "warmup_epochs = inf"),
+     "train.schedule.warmup_epochs: input should be a valid number", "warmup_epochs = inf"),
     (dict(schedule="schedule onecycle { max_lr = -1 }"),
      "train.schedule.max_lr: input should be greater than 0", "max_lr = -1"),
     (dict(schedule="schedule step { gamma = 0 }"), "train.schedule.gamma: input should be greater than 0",
      "gamma = 0"),
     (dict(schedule="schedule multistep { milestones = [-5, 3, 1] }"),
      "train.schedule.milestones.0: input should be greater than or equal to 1", "milestones = [-5, 3, 1]"),
-    (dict(grad_clip="grad_clip = inf"), "train.grad_clip: input should be a finite number", "grad_clip = inf"),
+    (dict(grad_clip="grad_clip = inf"), "train.grad_clip: input should be a valid number", "grad_clip = inf"),
     (dict(metrics="metrics = [top0]"), "train.metrics: unknown metric `top0`; known: accuracy, f1, precision, "
      "recall, mae, mse, r2, topK with K >= 1 (e.g. top5)", "metrics = [top0]"),
     (dict(metrics="metrics = [accuracy, f1, accuracy]"), "train.metrics: metric `accuracy` is listed twice",
@@ -372,7 +372,7 @@ def test_export_batch_sizes_are_bounded(tmp_path, sizes, message):
 def test_export_tolerances_are_finite(tmp_path):
     path = write(tmp_path, "export {\n  pt2 { atol = inf }\n}\n")
     (d,) = specc.check([str(path)])
-    assert (d.code, d.message) == ("E0202", "export.pt2.atol: input should be a finite number")
+    assert (d.code, d.message) == ("E0202", "export.pt2.atol: input should be a valid number")
 
 
 def test_export_batch_sizes_within_bounds_check_clean(tmp_path):

@@ -13,6 +13,7 @@ from torch import fx, nn
 from specc.backends.torch_ops import LOWERINGS, emit, lower_module
 from specc.ir import dims
 from specc.ir.ops import OPS
+from specc.ir.ops.base import OpError
 from specc.ir.types import TensorType
 
 F32, I64 = "float32", "int64"
@@ -30,6 +31,8 @@ CASES = [
                 "bias": False}, [(2, 4, 11, 13)]),
     ("Conv2d", {"out_channels": 4, "kernel_size": 4, "padding": "same"}, [(1, 2, 7, 6)]),
     ("Conv2d", {"out_channels": 4, "kernel_size": 3, "padding": "valid", "padding_mode": "reflect"}, [(1, 2, 7, 6)]),
+    ("Conv2d", {"out_channels": 2, "kernel_size": 1, "padding": 2, "padding_mode": "reflect"}, [(1, 2, 3, 3)]),
+    ("Conv2d", {"out_channels": 2, "kernel_size": 7, "padding": "same", "padding_mode": "circular"}, [(1, 2, 3, 3)]),
     ("Conv3d", {"out_channels": 4, "kernel_size": 3, "stride": (1, 2, 2), "padding": 1}, [(1, 2, 5, 8, 8)]),
     ("ConvTranspose1d", {"out_channels": 3, "kernel_size": 4, "stride": 2, "padding": 1}, [(2, 5, 7)]),
     ("ConvTranspose2d", {"out_channels": 6, "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1,
@@ -126,6 +129,18 @@ CASES = [
 ]
 
 
+# What the shape rules refuse because torch fails on it at run time: each must really fail in torch.
+REFUSED = [
+    ("Conv2d", {"in_channels": 2, "out_channels": 2, "kernel_size": 1, "padding": 3, "padding_mode": "reflect"},
+     [(1, 2, 3, 3)]),
+    ("Conv2d", {"in_channels": 2, "out_channels": 2, "kernel_size": 9, "padding": "same",
+                "padding_mode": "circular"}, [(1, 2, 3, 3)]),
+    ("Sub", {}, [("bool", (2, 3)), ("bool", (2, 3))]),
+    ("Sub", {}, [(2, 3), ("bool", (2, 3))]),
+    ("Sub", {"other": 1}, [("bool", (2, 3))]),
+]
+
+
 def _type(spec) -> TensorType:
     dtype, shape = spec if isinstance(spec[0], str) else (F32, spec)
     return TensorType(dtype, tuple(shape))
@@ -134,6 +149,8 @@ def _type(spec) -> TensorType:
 def _tensor(t: TensorType) -> torch.Tensor:
     if t.dtype == F32:
         return torch.randn(t.shape)
+    if t.dtype == "bool":
+        return torch.rand(t.shape) > 0.5
     return torch.randint(0, 5, t.shape, dtype=getattr(torch, t.dtype))
 
 
@@ -141,18 +158,23 @@ def build(op_name: str, params: dict, types: tuple[TensorType, ...]):
     """(GraphModule running the op, the lowered module or None, the shape rule's result)."""
     op = OPS[op_name]
     inferred = op.infer(op.params(**params), types)
-    module = lower_module(op_name, inferred.params)
+    gm, module = lowered(op_name, inferred.params, len(types))
+    return gm, module, inferred
+
+
+def lowered(op_name: str, params, n_inputs: int):
+    """(GraphModule running the op's torch lowering with these resolved params, its module or None)."""
+    module = lower_module(op_name, params)
     root, target = nn.Module(), None
     if module is not None:
         root.add_module("layer", module)
         target = "layer"
     graph = fx.Graph()
-    inputs = tuple(graph.placeholder(f"x{i}") for i in range(len(types)))
-    outs = emit(graph, op_name, inputs, inferred.params, target)
-    graph.output(outs)
+    inputs = tuple(graph.placeholder(f"x{i}") for i in range(n_inputs))
+    graph.output(emit(graph, op_name, inputs, params, target))
     gm = fx.GraphModule(root, graph)
     gm.graph.lint()
-    return gm, module, inferred
+    return gm, module
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
@@ -174,6 +196,17 @@ def test_shape_rule_matches_torch(op_name, params, inputs):
     assert list(shapes.items()) == own
     assert sum(dims.prod(s) for s in shapes.values()) == sum(p.numel() for p in gm.parameters())
     assert [n for n, _ in gm.named_parameters()] == [f"layer.{n}" for n in shapes]
+
+
+@pytest.mark.parametrize("op_name,params,inputs", REFUSED, ids=[f"{c[0]}-{i}" for i, c in enumerate(REFUSED)])
+def test_what_the_shape_rules_refuse_fails_in_torch(op_name, params, inputs):
+    types = tuple(_type(s) for s in inputs)
+    op = OPS[op_name]
+    with pytest.raises(OpError):
+        op.infer(op.params(**params), types)
+    gm, _ = lowered(op_name, op.params(**params), len(types))
+    with pytest.raises(RuntimeError):
+        gm(*(_tensor(t) for t in types))
 
 
 def test_every_op_has_a_case_and_a_lowering():

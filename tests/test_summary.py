@@ -31,3 +31,11 @@ def test_summary_is_torch_free():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "parameters: 124,439,808" in out.stdout
+
+
+def test_summary_memory_uses_the_weights_dtype(tmp_path, capsys):
+    """float64 inputs make a float64 model (as specc.compile builds it): 8 bytes a parameter."""
+    spec = tmp_path / "m.dlspec"
+    spec.write_text("model M {\n  input x: float64[N, 8]\n  y = x |> Linear(4)\n  output y\n}\n")
+    assert main(["summary", str(spec)]) == 0
+    assert "parameters: 36 (288 B as float64)" in capsys.readouterr().out

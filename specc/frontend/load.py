@@ -13,6 +13,7 @@ from ..schema import Spec
 from ..source import SourceSpan, register_source
 from .parse import later_syntax_errors, parse
 from .transform import DocumentBuilder, to_ast
+from .unparse import literal
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -192,7 +193,9 @@ def schema_diagnostics(err: ValidationError, doc: dict, source_map: dict, file: 
             msg = e["msg"]
             if msg.startswith("Value error, "):
                 msg = msg[len("Value error, "):]
-            diag = Diagnostic("E0202", f"{where}: {msg[0].lower() + msg[1:]}", span, label="invalid value")
+            value = e.get("input")
+            label = f"got {literal(value)}" if isinstance(value, (bool, int, float, str)) else "invalid value"
+            diag = Diagnostic("E0202", f"{where}: {msg[0].lower() + msg[1:]}", span, label=label)
         key = (diag.code, diag.message, span)
         if key not in seen:
             seen.add(key)

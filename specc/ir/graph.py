@@ -10,7 +10,7 @@ from ..errors import Note
 from ..source import SourceSpan
 from .dims import Dim
 from .ops.base import OpParams
-from .types import TensorType
+from .types import FLOAT_DTYPES, TensorType
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +91,13 @@ class Graph:
         from .ops import OPS
         layer = self.layers[path]
         return sum(math.prod(s) for s in OPS[layer.op].param_shapes(layer.params).values())
+
+    @property
+    def weight_dtype(self) -> str:
+        """The dtype specc.compile gives the weights: the inputs' floating-point dtype when they agree
+        on one (float64 inputs make a float64 model), else float32."""
+        floats = {self.values[v].type.dtype for v in self.inputs} & set(FLOAT_DTYPES)
+        return floats.pop() if len(floats) == 1 else "float32"
 
     @property
     def macs(self) -> Dim:

@@ -12,7 +12,7 @@ MAX_BATCH_SIZES = 8
 
 
 class Target(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, allow_inf_nan=False, strict=True)
 
     atol: Annotated[float, Field(ge=0.0)] = 1e-4
     rtol: Annotated[float, Field(ge=0.0)] = 1e-3
@@ -40,7 +40,7 @@ class TensorRTTarget(Target):
 
 
 class ExportConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, allow_inf_nan=False, strict=True)
 
     onnx: Optional[OnnxTarget] = None
     pt2: Optional[Pt2Target] = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Strict, Tag, field_validator, model_validator
 
 from ..ir.evaluate import MAX_INT
 
@@ -15,8 +15,9 @@ MAX_DIM = 1_000_000  # a synthetic `dims` size
 
 
 class Section(BaseModel):
-    # allow_inf_nan=False: every float setting is finite (`lr = 1e999` and `lr = inf` are errors)
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, allow_inf_nan=False)
+    # allow_inf_nan=False: every float setting is finite (`lr = 1e999` and `lr = inf` are errors);
+    # strict: a number is a number (`epochs = true`, `lr = "3e-4"` and `patience = 3.0` are errors)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, allow_inf_nan=False, strict=True)
 
 
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -138,7 +139,8 @@ class SGD(OptimizerCommon):
 
 class Adam(OptimizerCommon):
     kind: Literal["Adam", "AdamW"]
-    betas: tuple[Fraction, Fraction] = (0.9, 0.999)  # each in [0, 1)
+    # Strict(False): the tuple may be written as a list; its items stay strict numbers
+    betas: Annotated[tuple[Fraction, Fraction], Strict(False)] = (0.9, 0.999)  # each in [0, 1)
     eps: Positive = 1e-8
 
 

@@ -7,21 +7,17 @@ from __future__ import annotations
 
 from typing import Annotated, Union
 
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 
 from .. import dims
 from ..dims import Dim, fmt_shape
 from ..types import DTYPE_BYTES, FLOAT_DTYPES, INT_DTYPES, TensorType
 from .base import OpError, OpParams
 
-def _not_bool(value):
-    if isinstance(value, bool):  # pydantic would take `true` as 1
-        raise ValueError(f"expected a whole number, got {str(value).lower()}")
-    return value
 
-
-Pos = Annotated[int, BeforeValidator(_not_bool), Field(gt=0)]
-NonNeg = Annotated[int, BeforeValidator(_not_bool), Field(ge=0)]
+# OpParams validate strictly: `true` is not a 1 and "3" is not a 3.
+Pos = Annotated[int, Field(gt=0)]
+NonNeg = Annotated[int, Field(ge=0)]
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
 PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 PosOrTuple = Union[Pos, tuple[Pos, ...]]  # kernel sizes, strides, dilations

@@ -14,6 +14,10 @@ class BinaryParams(OpParams):
 def _binary(name: str):
     def infer(p: BinaryParams, inputs):
         x = inputs[0]
+        for i, t in enumerate(inputs):
+            if name == "Sub" and t.dtype == "bool":  # torch refuses it
+                raise OpError(f"Sub is not defined for bool tensors, got {t}", code="E0306", input=i,
+                              help="give the input a number dtype (float32, int64) to subtract with it")
         if len(inputs) == 2:
             check(p.other is None, f"{name} got both a second input and other {p.other}", arg="other")
             y = inputs[1]

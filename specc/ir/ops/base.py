@@ -17,7 +17,8 @@ from ..types import TensorType
 class OpParams(BaseModel):
     """Base of every op's parameter model. Field order is the op's positional order (torch's)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, strict=False)
+    # strict: `true` is not a 1, "3" is not a 3 and 2.0 is not a 2
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, strict=True)
 
 
 class OpError(Exception):

@@ -6,7 +6,7 @@ from typing import Literal
 from .. import dims
 from ._shapes import (SPATIAL, NonNegOrTuple, Pos, PosOrTuple, check, check_positive, expect_float, expect_rank,
                       fill, layout, static, transpose_out, tup, window_out)
-from .base import Inferred, OpDef, OpParams, register
+from .base import Inferred, OpDef, OpError, OpParams, register
 
 
 class ConvParams(OpParams):
@@ -55,12 +55,27 @@ def _conv_infer(name: str, n: int):
             check(s == (1,) * n, f"{name} got padding 'same' but stride {list(s)}; 'same' needs stride 1",
                   arg="padding")
             out = spatial
+            pad = tuple(di * (ki - 1) - di * (ki - 1) // 2 for ki, di in zip(k, d))  # the larger side
         else:
             pad = (0,) * n if p.padding == "valid" else tup(name, "padding", p.padding, n)
             out = tuple(window_out(*a) for a in zip(spatial, k, s, pad, d))
         check_positive(name, x, out, f"kernel_size {list(k)}")
+        _check_padding_mode(name, p.padding_mode, spatial, pad)
         return Inferred(p, (x.with_shape(x.shape[:1] + (p.out_channels,) + out),))
     return infer
+
+
+def _check_padding_mode(name: str, mode: str, spatial: tuple, pad: tuple) -> None:
+    """Reflect padding mirrors the input, so it must be shorter than it; circular may wrap around once."""
+    for size, q in zip(spatial, pad):
+        if not dims.is_static(size) or mode not in ("reflect", "circular"):
+            continue
+        if mode == "reflect" and q >= size:
+            raise OpError(f"{name} pads {q} by reflection, but the input is only {size} wide there; "
+                          "reflect padding must be smaller than the input", arg="padding")
+        if mode == "circular" and q > size:
+            raise OpError(f"{name} pads {q} circularly, but the input is only {size} wide there; "
+                          "circular padding may wrap around at most once", arg="padding")
 
 
 def _transpose_infer(name: str, n: int):
