@@ -326,6 +326,15 @@ def test_dtype_option():
     assert all(p.dtype == torch.float64 for p in model.parameters())
 
 
+def test_float64_inputs_make_a_float64_model(tmp_path):
+    path = tmp_path / "m.dlspec"
+    path.write_text("model M {\n  input x: float64[N, 8]\n  y = x |> Linear(4)\n  output y\n}\n")
+    compiled = specc.compile(path)
+    assert compiled.ir.weight_dtype == "float64"
+    assert all(p.dtype == torch.float64 for p in compiled.model.parameters())
+    assert compiled.model(torch.randn(2, 8, dtype=torch.float64)).dtype == torch.float64
+
+
 def test_resnet18_gradients_match_reference():
     """The in-place ReLU the backend uses (like torchvision's) keeps autograd exact."""
     torch.manual_seed(0)
