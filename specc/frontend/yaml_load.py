@@ -5,6 +5,8 @@ strings in dlspec syntax, parsed here with the same grammar so errors point into
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import re
 
@@ -168,6 +170,7 @@ class YamlDocument:
         offset = node_span.line - 1
         node = self._block_scalars.get(path)
         folded = node is not None and node.style != "|"
+        move = None  # where escapes in a quoted scalar shift the columns: moves a span onto the file
         if node is not None and node.style is None:  # plain, over several lines: the file's text as it stands
             offset = node.start_mark.line
             text = " " * node.start_mark.column + _source_text(self.file)[node.start_mark.index:node.end_mark.index]
@@ -179,14 +182,58 @@ class YamlDocument:
         else:
             # Keep columns exact for one-line scalars (plain or quoted); the line is always right.
             raw = _source_line(self.file, node_span.line)
-            col = raw.find(text.split("\n", 1)[0], node_span.col - 1) if raw else -1
+            columns = _quoted_columns(raw, node_span.col - 1, text)
+            col = columns[0] if columns else raw.find(text.split("\n", 1)[0], node_span.col - 1) if raw else -1
             text = (" " * col if col >= 0 else "") + text
+            if columns and columns[-1] - columns[0] != len(text) - col:
+                move = functools.partial(_column_moved, columns=columns, pad=col)
         try:
             tree = parse(text, self.file, start=start, line_offset=offset, folded=folded)
-            return to_ast(tree, self.file, offset)
+            return _moved(to_ast(tree, self.file, offset), move)
         except Failed as failed:
-            self.diagnostics.append(failed.diagnostic)
+            self.diagnostics.append(_moved(failed.diagnostic, move))
             return None
+
+
+def _quoted_columns(raw: str, start: int, value: str) -> list[int] | None:
+    """For a one-line quoted scalar whose quote is at raw[start]: the file column (0-based) of each
+    character of its value, then of the closing quote. None if it is not such a scalar."""
+    quote = raw[start:start + 1]
+    if quote not in ('"', "'") or "\n" in value:
+        return None
+    columns, i = [], start + 1
+    while i < len(raw) and len(columns) <= len(value):
+        if raw[i] == quote and not (quote == "'" and raw[i + 1:i + 2] == "'"):
+            break
+        columns.append(i)
+        # an escape is one character of the value: \" \\ \t (2 file columns), \xNN, \uNNNN, \UNNNNNNNN; ''
+        i += 2 if quote == "'" and raw[i] == "'" else \
+            {"x": 4, "u": 6, "U": 10}.get(raw[i + 1:i + 2], 2) if quote == '"' and raw[i] == "\\" else 1
+    return columns + [i] if len(columns) == len(value) and i < len(raw) else None
+
+
+def _column_moved(span: SourceSpan, columns: list[int], pad: int) -> SourceSpan:
+    """A span of the unescaped text (its value starting at column pad + 1) moved onto the file's columns."""
+    def moved(col: int) -> int:
+        k = col - 1 - pad
+        return columns[k] + 1 if 0 <= k < len(columns) else col
+    return span._replace(col=moved(span.col), end_col=moved(span.end_col))
+
+
+def _moved(obj, move):
+    """`obj` (a syntax tree, or a diagnostic) with every SourceSpan in it passed through `move`."""
+    if move is None:
+        return obj
+    if isinstance(obj, SourceSpan):
+        return move(obj)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_moved(x, move) for x in obj)
+    if isinstance(obj, dict):
+        return {k: _moved(v, move) for k, v in obj.items()}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(obj, **{f.name: _moved(getattr(obj, f.name), move)
+                                           for f in dataclasses.fields(obj) if f.init})
+    return obj
 
 
 def _source_text(file: str) -> str:
