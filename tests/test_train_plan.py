@@ -368,6 +368,16 @@ def test_set_overrides_the_train_section(tmp_path):
     assert spec.span("train", "epochs").file == "<--set>"
 
 
+def test_python_overrides_take_numpy_numbers_but_not_booleans_for_numbers(tmp_path):
+    import numpy as np
+    spec = overrides.apply(_spec(tmp_path), overrides.from_kwargs({"epochs": np.int64(3), "optimizer.lr": np.float32(0.5)}))
+    assert (spec.train.epochs, spec.train.optimizer.lr) == (3, 0.5)
+    assert type(spec.train.epochs) is int
+    with pytest.raises(SpecError) as err:
+        overrides.apply(_spec(tmp_path), overrides.from_kwargs({"epochs": True}))
+    assert only(err.value.diagnostics, "E0202").message == "train.epochs: input should be a valid integer"
+
+
 def test_set_errors_point_at_the_set(tmp_path):
     spec = _spec(tmp_path)
     with pytest.raises(SpecError) as err:

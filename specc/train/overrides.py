@@ -7,6 +7,7 @@ overridden setting, points at the `--set` that caused it.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -61,8 +62,18 @@ def from_kwargs(kwargs: dict) -> list[Override]:
         parts = key.split(".")
         if parts[0] == "train" and len(parts) > 1:
             parts = parts[1:]
-        out.append(Override(_path(parts), value, SourceSpan(KWARGS_SOURCE, line, 1, line, len(texts[line - 1]) + 1)))
+        out.append(Override(_path(parts), _python_number(value),
+                            SourceSpan(KWARGS_SOURCE, line, 1, line, len(texts[line - 1]) + 1)))
     return out
+
+
+def _python_number(value):
+    """numpy's scalars (a sweep's `np.int64(3)`) as Python's int and float, which the schema takes."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, int):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, float):
+        return float(value)
+    return value
 
 
 def _path(parts) -> tuple:
