@@ -373,6 +373,8 @@ def test_python_overrides_take_numpy_numbers_but_not_booleans_for_numbers(tmp_pa
     spec = overrides.apply(_spec(tmp_path), overrides.from_kwargs({"epochs": np.int64(3), "optimizer.lr": np.float32(0.5)}))
     assert (spec.train.epochs, spec.train.optimizer.lr) == (3, 0.5)
     assert type(spec.train.epochs) is int
+    spec = overrides.apply(_spec(tmp_path), overrides.from_kwargs({"epochs": 2, "optimizer.lr": 1, "compile": True}))
+    assert (spec.train.epochs, spec.train.optimizer.lr, spec.train.compile) == (2, 1.0, True)
     with pytest.raises(SpecError) as err:
         overrides.apply(_spec(tmp_path), overrides.from_kwargs({"epochs": True}))
     assert only(err.value.diagnostics, "E0202").message == "train.epochs: input should be a valid integer"

@@ -69,9 +69,11 @@ def from_kwargs(kwargs: dict) -> list[Override]:
 
 def _python_number(value):
     """numpy's scalars (a sweep's `np.int64(3)`) as Python's int and float, which the schema takes."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, int):
+    if isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, numbers.Integral):
         return int(value)
-    if isinstance(value, numbers.Real) and not isinstance(value, float):
+    if isinstance(value, numbers.Real):
         return float(value)
     return value
 
