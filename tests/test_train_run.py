@@ -253,3 +253,92 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
     state = torch.load(out / "checkpoints" / "step-00000010.pt", weights_only=True)
     assert state["position"] == {"epoch": 0, "batch": 10, "step": 10}
     assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_a_new_run_that_fails_to_start_keeps_the_finished_run(tmp_path, capsys):
+    """The folder's finished run is replaced only once the new run is set up (here its data is bad)."""
+    spec = write(tmp_path, TINY, SAMPLES=64, EPOCHS=1)
+    out = tmp_path / "run"
+    assert main(["train", str(spec), "--out", str(out)]) == 0
+    kept = sorted(p.name for p in (out / "checkpoints").iterdir())
+    header = ",".join(f"f{i}" for i in range(12))
+    (tmp_path / "data.csv").write_text(f"{header},y\n" + "".join(f"{'0.5,' * 12}{i % 3}\n" for i in range(40))
+                                       + f"{'oops,' * 12}1\n")  # found when the data is read, not by the plan
+    broken = write(tmp_path, TINY.replace("data synthetic { samples = SAMPLES, val_fraction = 0.2, classes = 3 }",
+                                          'data csv { path = "data.csv", inputs { x = "*" }, targets { label = "y" } }'),
+                   name="broken.dlspec", EPOCHS=1)
+    assert main(["train", str(broken), "--out", str(out)]) != 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == kept
+    assert (out / "summary.json").exists()
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory):
+    """An unfinished run: the reference run's checkpoints at steps 3, 6 and 9, no summary."""
+    base = tmp_path_factory.mktemp("interrupted")
+    spec = write(base, TINY, SAMPLES=200, EPOCHS=2)
+    specc.compile(spec).train(out_dir=base / "done", verbose=False)
+    return spec, base / "done"
+
+
+def _unfinished(done: Path, folder: Path, steps=(3, 6, 9)) -> Path:
+    (folder / "checkpoints").mkdir(parents=True)
+    for step in steps:
+        shutil.copy(done / "checkpoints" / f"step-{step:08d}.pt", folder / "checkpoints")
+    return folder
+
+
+def test_resume_skips_a_damaged_checkpoint_for_the_newest_good_one(interrupted, tmp_path, capsys):
+    spec, done = interrupted
+    run = _unfinished(done, tmp_path / "run")
+    (run / "checkpoints" / "step-00000009.pt").write_bytes(b"")  # torn
+    (run / "checkpoints" / "step-00000012.pt").write_bytes(os.urandom(300))
+    specc.compile(spec).train(out_dir=run, resume=True)
+    out = capsys.readouterr().out
+    assert f"note: skipping {run / 'checkpoints' / 'step-00000012.pt'}: step-00000012.pt cannot be read" in out
+    assert f"resuming from {run / 'checkpoints' / 'step-00000006.pt'}" in out
+    assert equal(final_weights(run), final_weights(done))
+
+
+def test_resume_with_no_readable_checkpoint_is_a_usage_error(interrupted, tmp_path):
+    spec, done = interrupted
+    run = _unfinished(done, tmp_path / "run", steps=())
+    torch.save({"format": 1, "model": {}}, run / "checkpoints" / "step-00000001.pt")  # best.pt-like: no position
+    with pytest.raises(UsageError, match="no checkpoint there can be read .step-00000001.pt is not a complete "
+                                         "training checkpoint .it has no optimizer"):
+        specc.compile(spec).train(out_dir=run, resume=True, verbose=False)
+
+
+def test_resume_refuses_changed_optimizer_settings_and_notes_other_changes(interrupted, tmp_path, capsys):
+    spec, done = interrupted
+    run = _unfinished(done, tmp_path / "run")
+    with pytest.raises(UsageError, match=r"optimizer.lr \(0.01 -> 1e-06\) changed since it was written"):
+        specc.compile(spec).train(out_dir=run, resume=True, verbose=False, **{"optimizer.lr": 1e-6})
+    with pytest.raises(UsageError, match=r"optimizer.kind \(AdamW -> SGD\)"):
+        specc.compile(spec).train(out_dir=run, resume=True, verbose=False, optimizer={"kind": "SGD", "lr": 0.01})
+    specc.compile(spec).train(out_dir=run, resume=True, epochs=3)
+    assert "note: resuming with changed settings: epochs (2 -> 3)" in capsys.readouterr().out
+    assert [r["epoch"] for r in records(run)] == [1, 2, 3]
+
+
+def test_early_stop_on_a_value_that_was_never_finite_says_so():
+    from specc.train.plan import Monitor
+    from specc.train.trainer import Watch
+    watch = Watch(Monitor("val/loss", "min", patience=1))
+    watch.update({"val/loss": float("nan")})
+    assert watch.stop_message() == "early stop: val/loss has not improved for 1 epochs (it was never finite)"
+    watch.update({"val/loss": 0.5})
+    assert watch.stop_message().endswith("(best 0.5000)")
+
+
+def test_a_misspelt_export_target_fails_before_training(tmp_path, capsys):
+    spec = write(tmp_path, TINY, SAMPLES=64, EPOCHS=1)
+    assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--export", "onx"]) == 2
+    assert "did you mean `onnx`?" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_metrics_lines_that_are_not_records_are_skipped(tmp_path):
+    from specc.train.progress import read_metrics
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n[1]\n"x"\n{"epoch": 2}\n{"epo')
+    assert read_metrics(tmp_path) == [{"epoch": 1}, {"epoch": 2}]

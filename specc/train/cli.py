@@ -19,6 +19,10 @@ def cmd_train(args) -> int:
     from . import distributed, overrides
     from .trainer import train
 
+    from ..exporters import get as exporter
+
+    for target in args.export:  # a misspelt target fails now, not after the training run
+        exporter(target)
     spec = overrides.apply(load_spec(args.spec), overrides.parse_sets(args.overrides))
     if spec.train is None:
         raise SpecError([Diagnostic("E0701", f"{args.spec} has no train section",

@@ -26,16 +26,18 @@ def interactive() -> bool:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    """The complete records of OUT/metrics.jsonl (a torn last line is skipped)."""
+    """The complete records of OUT/metrics.jsonl (a torn last line, or one that is not a record, is skipped)."""
     path = Path(run_dir) / METRICS_FILE
     if not path.exists():
         return []
     records = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(record, dict):  # anything else was not written by specc
+            records.append(record)
     return records
 
 

@@ -73,6 +73,18 @@ def _lightning_fit(plan: TrainingPlan):
     return fit
 
 
+def _changed_settings(saved: dict, now: dict, prefix: str = "") -> dict[str, str]:
+    """{dotted key: "key (old -> new)"} for every train setting that differs."""
+    changed = {}
+    for key in dict.fromkeys([*saved, *now]):
+        old, new = saved.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed.update(_changed_settings(old, new, f"{prefix}{key}."))
+        elif old != new:
+            changed[prefix + key] = f"{prefix}{key} ({old} -> {new})"
+    return changed
+
+
 def initial_weights(ir, seed: int) -> dict:
     """The model's initial state_dict for `seed`, whatever the global RNG has been through."""
     from ..backends.torch_fx import build_module
@@ -121,6 +133,10 @@ class Watch:
         else:
             self.bad_epochs += 1
 
+    def stop_message(self) -> str:
+        best = "it was never finite" if self.best is None else f"best {self.best:.4f}"
+        return f"early stop: {self.monitor.key} has not improved for {self.monitor.patience} epochs ({best})"
+
     def state(self) -> dict:
         return {"best": self.best, "bad_epochs": self.bad_epochs}
 
@@ -136,7 +152,7 @@ class Trainer:
         self._check_batch_split()
         self.ckpts = Checkpoints(out, self.cfg.checkpoints.keep_last)
         self.log = RunLog(out, enabled=env.is_main, verbose=verbose)
-        state = self._initial_state(resume)
+        state, replaced = self._initial_state(resume)
         self.raw = unwrap(compiled.model)
         self._init_weights(compiled.ir, state)
         self.dataset = load_data(plan.data, plan.span)
@@ -158,36 +174,60 @@ class Trainer:
         self._seed_training()
         if state is not None:
             self._restore(state)
+        if replaced:  # only now that the new run is set up (its data loaded): a failed start loses nothing
+            self._clear_finished_run()
         self.log.start(fresh=state is None, keep_epochs=self.position.epoch)
 
     # ---- preparation ------------------------------------------------------------------------
-    def _initial_state(self, resume: bool) -> dict | None:
-        """The checkpoint to continue from (--resume), or None for a fresh run in a cleared folder."""
+    def _initial_state(self, resume: bool) -> tuple[dict | None, bool]:
+        """The checkpoint to continue from (--resume) or None for a fresh run, and whether a fresh run
+        replaces a finished one in the folder."""
         latest = self.ckpts.latest()
         finished_before = (self.out / SUMMARY_FILE).exists()
         if resume and latest is not None:
-            return self._load(latest)
+            return self._resume_state(), False
         if resume:
             self.log.say(f"note: nothing to resume in {self.out}: starting a new run")
         elif latest is not None and not finished_before:
             raise UsageError(f"{self.out} holds an unfinished run (last checkpoint {latest.name}); "
                              "pass --resume to continue it, or choose another --out")
         distributed.gather(None, self.env)  # everyone has looked before rank 0 clears the folder
-        if self.env.is_main and latest is not None:
+        return None, latest is not None
+
+    def _clear_finished_run(self) -> None:
+        if self.env.is_main:
             self.log.say(f"note: replacing the finished run in {self.out}")
             self.ckpts.clear()
             (self.out / SUMMARY_FILE).unlink(missing_ok=True)
-        return None
 
-    def _load(self, path: Path) -> dict:
-        try:
-            state = load(path)
-        except (ValueError, RuntimeError, OSError) as err:
-            raise UsageError(f"cannot resume from {path}: {err}") from None
-        if state["spec"]["hash"] != self.spec.content_hash:
-            self.log.say(f"note: {self.spec.path} changed since {path.name} was written; resuming anyway")
-        self.log.say(f"resuming from {path}")
-        return state
+    def _resume_state(self) -> dict:
+        """The newest checkpoint that loads: a damaged newer one is skipped (the older ones are good)."""
+        problems = []
+        for path in reversed(self.ckpts.steps()):
+            try:
+                state = load(path)
+            except ValueError as err:
+                problems.append(str(err))
+                self.log.say(f"note: skipping {path}: {err}")
+                continue
+            if state["spec"].get("hash") != self.spec.content_hash:
+                self.log.say(f"note: {self.spec.path} changed since {path.name} was written; resuming anyway")
+            self._check_settings(state["train"], path)
+            self.log.say(f"resuming from {path}")
+            return state
+        raise UsageError(f"cannot resume from {self.ckpts.dir}: no checkpoint there can be read ({problems[0]})")
+
+    def _check_settings(self, saved: dict, path: Path) -> None:
+        """A resumed run continues the checkpoint's optimizer and schedule: changing their settings (or
+        the batches they count) is refused; other changes take effect, with a note naming them."""
+        changed = _changed_settings(saved, self.cfg.model_dump(mode="json"))
+        fixed = [key for key in changed if key.split(".")[0] in ("optimizer", "schedule", "batch_size", "accumulate")]
+        if fixed:
+            raise UsageError(f"cannot resume from {path}: {', '.join(changed[k] for k in fixed)} changed since it was "
+                             "written, and a resumed run continues the checkpoint's optimizer and schedule; "
+                             "restore the setting, or start a new run with another --out")
+        if changed:
+            self.log.say(f"note: resuming with changed settings: {', '.join(changed.values())}")
 
     def _init_weights(self, ir, state: dict | None) -> None:
         """A fresh run starts from the seed's initial weights whatever happened before; a resumed one
@@ -243,8 +283,12 @@ class Trainer:
         np.random.seed(seed % (1 << 32))
 
     def _restore(self, state: dict) -> None:
-        distributed.load_optimizer(self.raw, self.optimizer, state["optimizer"], self.env)
-        self.schedule.load_state_dict(state["scheduler"])
+        try:
+            distributed.load_optimizer(self.raw, self.optimizer, state["optimizer"], self.env)
+            self.schedule.load_state_dict(state["scheduler"])
+        except (KeyError, IndexError, ValueError, RuntimeError, TypeError) as err:
+            raise UsageError(f"the checkpoint's optimizer state does not fit optimizer {self.cfg.optimizer.kind} "
+                             f"({type(err).__name__}: {err}); start a new run with another --out") from None
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         rngs = state["rng"]
@@ -277,8 +321,7 @@ class Trainer:
                 self.position = Position(epoch + 1, 0, self.position.step)
                 self._save(record)
                 if stop:
-                    self.log.say(f"early stop: {self.stopper.monitor.key} has not improved for "
-                                 f"{self.stopper.monitor.patience} epochs (best {self.stopper.best:.4f})")
+                    self.log.say(self.stopper.stop_message())
         finally:
             self.log.close()
         return self._finish(record)
