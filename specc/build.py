@@ -12,11 +12,12 @@ def save_weights(model, path) -> None:
     """safetensors, written atomically; tied parameters are stored once."""
     from safetensors.torch import save_model
 
-    from .io import atomic_path
+    from .io import atomic_path, set_default_mode
 
     tmp = atomic_path(path)
     try:
         save_model(model, str(tmp))
+        set_default_mode(tmp)  # safetensors writes a file of its own, 0600
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

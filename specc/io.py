@@ -43,8 +43,15 @@ def write_text_atomic(path, text: str) -> None:
 
 def atomic_path(path):
     """A temp path beside `path` for writers that want a file name (torch.save, exporters);
-    call `os.replace(tmp, path)` when done."""
+    call `os.replace(tmp, path)` when done. A writer that makes the file anew (safetensors
+    does) leaves it 0600: call set_default_mode(tmp) before the replace."""
     fd, tmp = _temp_beside(Path(path))
     os.close(fd)
     os.chmod(tmp, _default_mode())
     return Path(tmp)
+
+
+def set_default_mode(path) -> None:
+    """The permissions a plain open() would give (0644 under umask 022), e.g. to a temp file
+    a writer replaced with its own 0600 one."""
+    os.chmod(path, _default_mode())

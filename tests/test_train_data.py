@@ -223,3 +223,158 @@ def test_worker_processes_give_the_same_batches():
     plain = Batches(_tensors(40), ["x"], ["y"], 8, shuffle=True, seed=1)
     workers = Batches(_tensors(40), ["x"], ["y"], 8, shuffle=True, seed=1, workers=1)
     assert _rows(plain, 2) == _rows(workers, 2)
+
+
+# ---- values that would crash or poison training are refused while loading, located -----------------
+def _csv_error(tmp_path, text: str, spec: str = CSV_SPEC, *, at_plan: bool = False):
+    (tmp_path / "t.csv").write_text(text)
+    with pytest.raises(SpecError) as err:
+        load(plan_of(tmp_path, spec)) if not at_plan else plan_of(tmp_path, spec)
+    (d,) = err.value.diagnostics
+    assert d.code == "E0702" and d.span.file == str(tmp_path / "t.csv")
+    return d
+
+
+@pytest.mark.parametrize("label", ["3", "-1", "1e30"])
+def test_csv_class_label_out_of_range(tmp_path, label):
+    d = _csv_error(tmp_path, f"a,b,y\n1,2,0\n3,4,{label}\n")
+    assert d.message == (f"column `y` of t.csv has the class label {label!r} on line 3, but the output has "
+                         "3 classes (labels 0 to 2)")
+    assert (d.span.line, d.span.col, d.span.end_col) == (3, 5, 5 + len(label))
+
+
+def test_csv_infinite_class_label(tmp_path):
+    d = _csv_error(tmp_path, "a,b,y\n1,2,0\n3,4,inf\n")
+    assert d.message == "column `y` of t.csv has 'inf' on line 3, which is not a finite number"
+
+
+def test_csv_ignored_class_label_is_kept(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b,y\n1,2,0\n3,4,-100\n5,6,2\n")
+    data = load(plan_of(tmp_path, CSV_SPEC.replace('path = "t.csv"', 'path = "t.csv", val_fraction = 0')))
+    assert data.train.tensors["label"].tolist() == [0, -100, 2]  # cross_entropy's ignore_index (-100)
+
+
+def test_integer_input_cell_beyond_its_dtype_is_refused_not_wrapped(tmp_path):
+    spec = CSV_SPEC.replace("float32[N, 2]", "int32[N, 2]").replace(
+        "logits = x |> fc: Linear(3)", "logits = x |> e: Embedding(10, 3) |> Flatten |> fc: Linear(3)")
+    d = _csv_error(tmp_path, "a,b,y\n1,2,0\n1e30,4,1\n", spec)
+    assert d.message == "column `a` of t.csv has '1e30' on line 3, outside the range of int32"
+
+
+@pytest.mark.parametrize("cell", ["nan", "inf", "-inf", "1e400"])
+def test_csv_float_cell_that_is_not_finite(tmp_path, cell):
+    d = _csv_error(tmp_path, f"a,b,y\n1,2,0\n3,{cell},1\n")
+    assert d.message == f"column `b` of t.csv has {cell!r} on line 3, which is not a finite number"
+    assert (d.span.line, d.span.col, d.span.end_col) == (3, 3, 3 + len(cell))
+
+
+def test_csv_float_cell_too_large_for_float32(tmp_path):
+    d = _csv_error(tmp_path, "a,b,y\n1,2,0\n3,1e39,1\n")
+    assert d.message == "column `b` of t.csv has '1e39' on line 3, outside the range of float32"
+
+
+def test_csv_duplicate_column_is_located_at_the_header(tmp_path):
+    spec = CSV_SPEC.replace('x = ["a", "b"]', 'x = "*"').replace("float32[N, 2]", "float32[N, 4]")
+    d = _csv_error(tmp_path, "a,a,c,d,y\n1,2,3,4,0\n5,6,7,8,1\n", spec, at_plan=True)
+    assert d.message == "t.csv has a duplicate column `a` (columns 1 and 2): columns are found by name"
+    assert (d.span.line, d.span.col, d.span.end_col) == (1, 3, 4)
+
+
+def test_csv_duplicate_column_that_no_input_uses_is_harmless(tmp_path):
+    (tmp_path / "t.csv").write_text("note,a,b,y,note\nx,1,2,0,z\nx,3,4,1,z\nx,5,6,2,z\n")
+    assert len(load(plan_of(tmp_path, CSV_SPEC)).train) == 2
+
+
+def test_csv_with_a_byte_order_mark(tmp_path):
+    (tmp_path / "t.csv").write_text("y,a,b\n0,1,2\n1,3,4\n2,5,6\n", encoding="utf-8-sig")
+    data = load(plan_of(tmp_path, CSV_SPEC.replace('path = "t.csv"', 'path = "t.csv", val_fraction = 0')))
+    assert data.train.tensors["label"].tolist() == [0, 1, 2] and data.train.tensors["x"][0].tolist() == [1.0, 2.0]
+
+
+def test_csv_with_a_byte_order_mark_locates_cells(tmp_path):
+    (tmp_path / "t.csv").write_text("y,a,b\n0,1,2\n1,3,oops\n", encoding="utf-8-sig")
+    with pytest.raises(SpecError) as err:
+        load(plan_of(tmp_path, CSV_SPEC))
+    assert "3 | 1,3,oops" in err.value.diagnostics[0].render()
+
+
+NPZ_SPEC = """spec 1
+
+model M {
+  input x: float32[N, 2]
+  logits = x |> fc: Linear(3)
+  output logits
+}
+
+train {
+  data npz { path = "d.npz", val_fraction = 0 }
+  targets { label = int64[N] }
+  loss cross_entropy {}
+}
+"""
+
+
+def _npz_error(tmp_path, **arrays):
+    base = {"x": np.zeros((10, 2), "float32"), "label": np.arange(10) % 3}
+    np.savez(tmp_path / "d.npz", **{**base, **arrays})
+    with pytest.raises(SpecError) as err:
+        load(plan_of(tmp_path, NPZ_SPEC))
+    (d,) = err.value.diagnostics
+    assert d.code == "E0702"
+    return d
+
+
+def test_npz_class_label_out_of_range(tmp_path):
+    labels = np.arange(10) % 3
+    labels[6] = 7
+    d = _npz_error(tmp_path, label=labels)
+    assert d.message == "array `label` in d.npz has the class label 7 at index 6, but the output has 3 classes " \
+                        "(labels 0 to 2)"
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_npz_float_array_that_is_not_finite(tmp_path, value):
+    x = np.zeros((10, 2), "float32")
+    x[4, 1] = value
+    d = _npz_error(tmp_path, x=x)
+    assert d.message == f"array `x` in d.npz has {value} at index [4, 1], which is not a finite number"
+
+
+def test_npy_float_array_that_is_not_finite(tmp_path):
+    (tmp_path / "arr").mkdir()
+    x = np.zeros((6, 2))
+    x[5, 0] = np.nan
+    np.save(tmp_path / "arr" / "x.npy", x)
+    np.save(tmp_path / "arr" / "label.npy", np.arange(6) % 3)
+    with pytest.raises(SpecError) as err:
+        load(plan_of(tmp_path, NPZ_SPEC.replace('npz { path = "d.npz"', 'npy { path = "arr"')))
+    assert err.value.diagnostics[0].message == "x.npy has nan at index [5, 0], which is not a finite number"
+
+
+def _truncate_member(path, member: str, size: int) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        contents = {n: zf.read(n) for n in zf.namelist()}
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in contents.items():
+            zf.writestr(name, data[:size] if name == member else data)
+
+
+def test_npz_with_a_truncated_member_is_refused_by_the_probe(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((80, 2), "float32"), label=np.arange(80) % 3)
+    _truncate_member(tmp_path / "d.npz", "x.npy", 200)
+    with pytest.raises(SpecError) as err:
+        plan_of(tmp_path, NPZ_SPEC)
+    (d,) = err.value.diagnostics
+    assert d.code == "E0702" and "array `x` in d.npz is truncated" in d.message
+
+
+def test_npz_member_truncated_after_the_check_is_refused_while_loading(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((80, 2), "float32"), label=np.arange(80) % 3)
+    plan = plan_of(tmp_path, NPZ_SPEC)
+    _truncate_member(tmp_path / "d.npz", "x.npy", 200)
+    with pytest.raises(SpecError) as err:
+        load(plan)
+    (d,) = err.value.diagnostics
+    assert d.code == "E0702" and d.message.startswith("cannot read array `x` in d.npz: ")

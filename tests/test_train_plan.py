@@ -380,6 +380,16 @@ def test_python_overrides_take_numpy_numbers_but_not_booleans_for_numbers(tmp_pa
     assert only(err.value.diagnostics, "E0202").message == "train.epochs: input should be a valid integer"
 
 
+def test_set_a_list_item_of_a_single_section(tmp_path):
+    """`train.loss.0.weight` works whether the spec has one loss or several."""
+    spec = overrides.apply(_spec(tmp_path), overrides.parse_sets(["train.loss.0.weight=0.5"]))
+    assert spec.train.loss.weight == 0.5
+    with pytest.raises(SpecError) as err:
+        overrides.apply(_spec(tmp_path), overrides.parse_sets(["train.loss.1.weight=0.5"]))
+    d = only(err.value.diagnostics, "E0202")
+    assert d.message == "train.loss.1: no item 1; there is one section here (item 0)" and d.span.file == "<--set>"
+
+
 def test_set_errors_point_at_the_set(tmp_path):
     spec = _spec(tmp_path)
     with pytest.raises(SpecError) as err:

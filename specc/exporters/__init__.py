@@ -74,9 +74,10 @@ def export_targets(compiled, targets, out_dir, verbose: bool = False, *, options
 def _remove_stale(path: Path) -> bool:
     """A failed target must not leave an earlier build's artifact beside the new weights."""
     from .manifest import manifest_path
-    existed = path.exists()
+    existed = path.is_file()
     for p in (path, manifest_path(path), path.with_name(path.name + ".data")):
-        p.unlink(missing_ok=True)
+        if p.is_file() or p.is_symlink():  # a folder there is the user's, and the reason it failed
+            p.unlink()
     return existed
 
 

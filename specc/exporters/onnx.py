@@ -2,7 +2,9 @@
 
 One self-contained file unless the weights pass 2 GB (protobuf's limit), where they go to
 `model.onnx.data` beside it. Input and output names are the spec's; each spec symbol becomes
-a named dynamic axis ("N", "T").
+a named dynamic axis ("N", "T"). An output that is also an input (`output x, y` with `input x`)
+cannot share its name in ONNX: it becomes `x_out` (an Identity of `x`), and the manifest's
+`export.renamed_outputs` says so.
 """
 from __future__ import annotations
 
@@ -45,6 +47,32 @@ def dynamic_axes(job: Job):
                  for spec in job.signature.inputs)
 
 
+def graph_output_names(job: Job) -> list[str]:
+    """The spec's output names, except that one an input also has (the model returns that input)
+    gets a free name with `_out`: ONNX graph outputs need names of their own."""
+    taken = set(job.signature.input_names) | set(job.signature.output_names)
+    names = []
+    for name in job.signature.output_names:
+        if name in job.signature.input_names:
+            name = _free_name(f"{name}_out", taken)
+            taken.add(name)
+        names.append(name)
+    return names
+
+
+def _free_name(name: str, taken: set) -> str:
+    candidate, k = name, 1
+    while candidate in taken:
+        k += 1
+        candidate = f"{name}{k}"
+    return candidate
+
+
+def renamed_outputs(job: Job) -> dict:
+    """{spec name: ONNX name} for the outputs graph_output_names renamed."""
+    return {spec: onnx for spec, onnx in zip(job.signature.output_names, graph_output_names(job)) if spec != onnx}
+
+
 def weight_bytes(model) -> int:
     seen, total = set(), 0
     for t in list(model.parameters()) + list(model.buffers()):
@@ -67,8 +95,10 @@ def build(job: Job, path: Path) -> Built:
     _save(program, path, external)
     data = path.with_name(path.name + ".data")
     files = (path, data) if data.exists() else (path,)
-    return Built(files, {"opset": opset, "external_data": bool(external),
-                         "dynamic_axes": list(job.signature.symbols)})
+    facts = {"opset": opset, "external_data": bool(external), "dynamic_axes": list(job.signature.symbols)}
+    if renamed_outputs(job):
+        facts["renamed_outputs"] = renamed_outputs(job)
+    return Built(files, facts)
 
 
 def model_opset(model) -> int:
@@ -83,7 +113,7 @@ def convert(job: Job):
 
     return torch.onnx.export(
         job.model, job.example.inputs, dynamo=True, dynamic_shapes=dynamic_axes(job),
-        input_names=job.signature.input_names, output_names=job.signature.output_names,
+        input_names=job.signature.input_names, output_names=graph_output_names(job),
         opset_version=int(job.options["opset"]), external_data=False, optimize=True,
         verbose=job.verbose, report=False)
 
@@ -101,9 +131,9 @@ def check(path: Path, job: Job) -> None:
     initializers = {i.name for i in proto.graph.initializer}
     inputs = [i.name for i in proto.graph.input if i.name not in initializers]
     outputs = [o.name for o in proto.graph.output]
-    if inputs != job.signature.input_names or outputs != job.signature.output_names:
+    if inputs != job.signature.input_names or outputs != graph_output_names(job):
         raise ExportError("E0801", f"the ONNX graph's inputs {inputs} and outputs {outputs} are not the spec's "
-                                   f"{job.signature.input_names} and {job.signature.output_names}")
+                                   f"{job.signature.input_names} and {graph_output_names(job)}")
 
 
 def session(path: Path):

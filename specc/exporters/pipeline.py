@@ -6,6 +6,7 @@
 The artifact is written into a hidden staging folder beside its final path (same file
 system), verified there, and only then moved into place with os.replace; a failure at any
 stage removes the staging folder, so no unverified or half-written artifact is ever left.
+The caller's arguments and the destination are checked (checks.py) before any of it.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from .base import Built, ExportError, ExportResult, Job, Sample
+from .checks import check_destination, check_free, check_options, check_path
 from .manifest import build_manifest, manifest_path, write_manifest
 from .quiet import quiet, reason
 from .samples import make_inputs, make_samples, model_float_dtype, run_eager, sample_dims, signature
@@ -81,19 +83,24 @@ def _example(compiled, model, sig, samples, options, device) -> Sample:
     return Sample(dims, inputs, run_eager(model, inputs, dims))
 
 
-def staging_folder(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".staging", dir=path.parent))
+def staging_folder(target: str, path: Path) -> Path:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".staging", dir=path.parent))
+    except OSError as err:
+        raise ExportError("E0801", f"cannot write the {target} artifact into {path.parent}: "
+                                   f"{err.strerror or err}") from None
 
 
 def run(exporter, compiled, path, options: dict, verbose: bool = False) -> ExportResult:
     started = time.perf_counter()
-    path = Path(path)
-    options = resolve_options(exporter, compiled.spec, options)
+    path = check_path(path)
+    options = check_options(resolve_options(exporter, compiled.spec, options), signature(compiled))
+    check_destination(exporter.TARGET, path)
     with quiet(verbose):  # importing onnxscript & co. warns about torch internals
         extra_versions = exporter.require()
     was_training = compiled.model.training
-    staging = staging_folder(path)
+    staging = staging_folder(exporter.TARGET, path)
     try:
         job = prepare(compiled, exporter, options, verbose)
         t0 = time.perf_counter()
@@ -111,7 +118,7 @@ def run(exporter, compiled, path, options: dict, verbose: bool = False) -> Expor
         staged_manifest = manifest_path(built.files[0])
         write_manifest(staged_manifest, build_manifest(compiled, job, built, verification, timings,
                                                        export_seconds, extra_versions))
-        _move_into_place(built.files + (staged_manifest,), path.parent)
+        _move_into_place(job.target, built.files + (staged_manifest,), path.parent)
         manifest = manifest_path(path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -141,9 +148,21 @@ def _load(exporter, path: Path, job: Job):
         raise ExportError("E0802", f"the {job.target} artifact does not load back: {reason(err)}") from err
 
 
-def _move_into_place(files, folder: Path) -> None:
+def _move_into_place(target: str, files, folder: Path) -> None:
     """Side files (external weights) first, then the artifact, then its manifest: a manifest
-    in place says that everything it describes is in place."""
+    in place says that everything it describes is in place. Every destination is checked
+    before the first move, and a move that fails takes back the ones before it."""
     artifact, *side, manifest = files
-    for f in [*side, artifact, manifest]:
-        os.replace(f, folder / f.name)
+    order = [*side, artifact, manifest]
+    for f in order:
+        check_free(target, folder / f.name)
+    moved = []
+    for f in order:
+        try:
+            os.replace(f, folder / f.name)
+        except OSError as err:
+            for done in moved:
+                done.unlink(missing_ok=True)
+            raise ExportError("E0801", f"cannot move the {target} artifact into place at {folder / f.name}: "
+                                       f"{err.strerror or err}") from None
+        moved.append(folder / f.name)

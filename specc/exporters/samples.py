@@ -4,13 +4,14 @@ Float inputs are torch.randn; integer inputs (token ids) are drawn below the sma
 `num_embeddings` of the Embedding layers that read them (else in [0, 2)). The batch dim
 takes each verification batch size; other symbols (T) take `dims` (default 8) at the first
 sample and grow by 3 at each next one, so a sequence length is checked at two values too.
+Every input keeps its declared dtype (a float64 input is fed float64), unless the model's
+weights were cast: see input_dtype.
 """
 from __future__ import annotations
 
 from math import prod
 
 from ..ir.dims import is_static, substitute
-from ..ir.types import FLOAT_DTYPES
 from .base import ExportError, Sample, Signature, TensorSpec
 
 DEFAULT_SYMBOL_SIZE = 8
@@ -65,7 +66,8 @@ def sample_dims(sig: Signature, batch: int, index: int, sizes: dict | None = Non
 
 
 def make_inputs(compiled, sig: Signature, dims: dict, *, seed: int, device="cpu", float_dtype=None) -> tuple:
-    """One tensor per input at these dims, from a fixed seed."""
+    """One tensor per input at these dims, from a fixed seed, each of its declared dtype
+    (`float_dtype`, the model's weights' dtype, applies as input_dtype says)."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)
@@ -73,8 +75,21 @@ def make_inputs(compiled, sig: Signature, dims: dict, *, seed: int, device="cpu"
     shapes = sample_shapes(compiled, sig, dims)
     tensors = []
     for (vid, spec), shape in zip(zip(graph.inputs, sig.inputs), shapes):
-        tensors.append(_draw(spec.dtype, shape, embedding_limit(graph, vid), generator, float_dtype).to(device))
+        dtype = input_dtype(spec.dtype, graph.weight_dtype, float_dtype)
+        tensors.append(_draw(dtype, shape, embedding_limit(graph, vid), generator).to(device))
     return tuple(tensors)
+
+
+def input_dtype(declared: str, weight_dtype: str, model_dtype=None):
+    """The torch dtype of an input's samples: the declared one, except that a float input declared
+    in the spec's weight dtype (Graph.weight_dtype) follows the model's weights where those were
+    cast to another dtype (specc.compile(dtype=...), the tensorrt target's precision). A float64
+    input of a float32 model stays float64."""
+    import torch
+
+    if model_dtype is not None and declared == weight_dtype:
+        return model_dtype
+    return getattr(torch, declared)
 
 
 def sample_shapes(compiled, sig: Signature, dims: dict) -> list[tuple[int, ...]]:
@@ -106,14 +121,14 @@ def embedding_limit(graph, vid: str) -> int | None:
     return min(limits) if limits else None
 
 
-def _draw(dtype: str, shape, limit, generator, float_dtype):
+def _draw(dtype, shape, limit, generator):
     import torch
 
-    if dtype in FLOAT_DTYPES:
-        return torch.randn(shape, generator=generator, dtype=float_dtype or getattr(torch, dtype))
-    if dtype == "bool":
+    if dtype.is_floating_point:
+        return torch.randn(shape, generator=generator, dtype=dtype)
+    if dtype == torch.bool:
         return torch.randint(0, 2, shape, generator=generator).bool()
-    return torch.randint(0, limit or 2, shape, generator=generator, dtype=getattr(torch, dtype))
+    return torch.randint(0, limit or 2, shape, generator=generator, dtype=dtype)
 
 
 def make_samples(compiled, model, sig: Signature, batch_sizes, *, seed: int = 0, sizes: dict | None = None,
@@ -151,7 +166,7 @@ def as_tuple(out) -> tuple:
 
 
 def model_float_dtype(model):
-    """The dtype of the model's floating parameters (float inputs follow it), or None."""
+    """The dtype of the model's floating parameters, or None (see input_dtype)."""
     for p in model.parameters():
         if p.is_floating_point():
             return p.dtype

@@ -68,6 +68,9 @@ def verify(run, job: Job) -> Verification:
                 shown = ", ".join(f"{k}={v}" for k, v in sample.dims.items())
                 raise ExportError("E0802", f"the {job.target} artifact's output `{name}` has shape "
                                            f"{list(_shape(g))} at {shown}, PyTorch's is {list(e.shape)}")
+            if dtype_name(g) != dtype_name(e):
+                raise ExportError("E0802", f"the {job.target} artifact's output `{name}` is {dtype_name(g)}, "
+                                           f"PyTorch's is {dtype_name(e)}")
             worst[name] = _worse(worst.get(name), compare(name, g, e, atol, rtol))
     outputs = tuple(worst[n] for n in names)
     return Verification(all(o.passed for o in outputs), atol, rtol, tuple(job.options["batch_sizes"]),
@@ -76,6 +79,12 @@ def verify(run, job: Job) -> Verification:
 
 def _shape(x) -> tuple:
     return tuple(getattr(x, "shape", ()))
+
+
+def dtype_name(x) -> str:
+    """"float32", "int64", ...: a torch tensor's or a numpy array's dtype, named alike."""
+    dtype = getattr(x, "dtype", None)
+    return str(dtype).removeprefix("torch.") if dtype is not None else type(x).__name__
 
 
 def _worse(a: OutputCheck | None, b: OutputCheck) -> OutputCheck:

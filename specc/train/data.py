@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import csv
 import difflib
+import math
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,6 +28,9 @@ from ..source import SourceSpan, register_source
 DIGITS_PIXELS = 64
 MAX_SYNTHETIC_VALUES = 2**30  # all synthetic tensors together (4 GiB of float32); refused before allocating
 MISSING_FILE = "no such file"  # the label of a missing data file: `specc check` warns, `specc train` stops
+CLASS_LOSSES = ("cross_entropy", "nll")  # losses whose integer targets index the output's classes
+IGNORE_INDEX = -100  # their default ignore_index (torch's): a label that is skipped, not a class
+CSV_ENCODING = "utf-8-sig"  # UTF-8, with or without the byte order mark that Excel writes
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,13 @@ class Field:
     role: str  # input | target
     source: tuple = ()  # npz: (key,); npy: (file,); csv: column names; synthetic: (high,) for ints
     loss: str | None = None  # the loss this target feeds (synthetic data draws fitting values)
+    classes: int | None = None  # the output's class count, for a target of class indices (None: unknown)
+    ignore_index: int = IGNORE_INDEX  # a class-index label that the loss skips
+
+    @property
+    def class_indices(self) -> bool:
+        """Whether the values are class labels of cross_entropy / nll: each in [0, classes) or ignore_index."""
+        return self.role == "target" and self.loss in CLASS_LOSSES and self.slot.type.dtype in INT_DTYPES
 
 
 @dataclass(frozen=True)
@@ -138,7 +150,7 @@ class _Probe:
         if lt.dtype not in INT_DTYPES or _per_sample(lt) != 1:
             self.error(f"digits labels are class indices, but target `{label.name}` is {lt}", label="does not fit",
                        help=f"declare it as `{label.name} = int64[N]`")
-        fields = (Field(image, "input", ("images",)), Field(label, "target", ("labels",)))
+        fields = (Field(image, "input", ("images",)), self._field(label, "target", ("labels",)))
         return DataPlan(self.cfg, fields)
 
     def _one(self, slots, name, what: str, key: str) -> Slot | None:
@@ -181,7 +193,7 @@ class _Probe:
                            label="size below 1", help="choose larger sizes in `dims`")
                 continue
             values += self.cfg.samples * D.prod(sizes)
-            fields.append(Field(slot, role, (self._int_high(slot, role),), self._loss_of(slot, role)))
+            fields.append(self._field(slot, role, (self._int_high(slot, role),)))
         samples, fraction = self.cfg.samples, self.cfg.val_fraction
         if fraction > 0 and samples - max(1, int(round(samples * fraction))) < 1:
             self.error(f"synthetic data of {samples} sample{'s' if samples != 1 else ''} is too few to hold out "
@@ -213,6 +225,13 @@ class _Probe:
     def _loss_of(self, slot: Slot, role: str) -> str | None:
         return self.target_losses.get(slot.name, (None, None))[0] if role == "target" else None
 
+    def _field(self, slot: Slot, role: str, source: tuple) -> Field:
+        """A field that knows the loss its target feeds: (kind, classes), and optionally its ignore_index."""
+        if role != "target" or slot.name not in self.target_losses:
+            return Field(slot, role, source)
+        kind, classes, *rest = self.target_losses[slot.name]
+        return Field(slot, role, source, kind, classes, rest[0] if rest and rest[0] is not None else IGNORE_INDEX)
+
     def _int_high(self, slot: Slot, role: str) -> int:
         """Exclusive upper bound for synthetic integers: class counts, embedding sizes."""
         if role == "target":
@@ -239,7 +258,7 @@ class _Probe:
         for role, slots, mapping in (("input", self.inputs, cfg.inputs), ("target", self.targets, cfg.targets)):
             for slot in slots:
                 ref = mapping.get(slot.name, slot.name)
-                fields.append(Field(slot, role, (ref,)))
+                fields.append(self._field(slot, role, (ref,)))
         for f in fields:
             self._probe_array(f, path, "main")
             if val_path is not None:
@@ -291,7 +310,7 @@ class _Probe:
 
     def _header(self, path: Path) -> list[str] | None:
         try:
-            with open(path, newline="", encoding="utf-8") as fh:
+            with open(path, newline="", encoding=CSV_ENCODING) as fh:
                 row = next(csv.reader(fh, delimiter=self.cfg.delimiter), None)
         except (OSError, UnicodeDecodeError, csv.Error) as err:
             self.error(f"cannot read {path}: {err}", "path", label="unreadable")
@@ -299,7 +318,30 @@ class _Probe:
         if not row:
             self.error(f"{path} is empty: a CSV needs a header row", "path", label="empty file")
             return None
-        return [c.strip() for c in row]
+        header = [c.strip() for c in row]
+        return header if self._unique_columns(header, row, path) else None
+
+    def _unique_columns(self, header: list[str], row: list[str], path: Path) -> bool:
+        """Columns are found by name: a used name (or any, under "*") must appear once, else which one is it?"""
+        used = self._used_columns()
+        for j, name in enumerate(header):
+            first = header.index(name)
+            if first < j and (used is None or name in used):
+                self.diagnostics.append(Diagnostic(
+                    "E0702", f"{path.name} has a duplicate column `{name}` (columns {first + 1} and {j + 1}): "
+                    "columns are found by name", _cell_span(path, row, j, 1, self.cfg.delimiter),
+                    label="duplicate column", help="rename one of them"))
+                return False
+        return True
+
+    def _used_columns(self) -> set | None:
+        """The column names the mapping uses; None when an input takes "*" (every column)."""
+        used = set(self.cfg.targets.values())
+        for cols in self.cfg.inputs.values():
+            if cols == "*":
+                return None
+            used |= {cols} if isinstance(cols, str) else set(cols)
+        return used
 
     def _csv_fields(self, header: list[str], path: Path) -> tuple[Field, ...] | None:
         cfg, fields, ok = self.cfg, [], True
@@ -319,7 +361,7 @@ class _Probe:
                 self.error(f"a CSV column gives one value per row, but target `{slot.name}` is {slot.type}",
                            "targets", slot.name, label="does not fit", help=f"declare it as {slot.type.dtype}[N]")
                 ok = False
-            fields.append(Field(slot, "target", (col,)))
+            fields.append(self._field(slot, "target", (col,)))
         for slot in self.inputs:
             cols = cfg.inputs.get(slot.name)
             if cols is None:
@@ -393,12 +435,23 @@ def _array_header(kind: str, where: Path, ref: str):
                 version = np.lib.format.read_magic(fh)
                 reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
                 shape, _, dtype = reader(fh)
+                _whole_member(zf.getinfo(names[ref]), fh.tell(), tuple(shape), np.dtype(dtype), ref, where)
         return tuple(shape), np.dtype(dtype), f"array `{ref}` in {where.name}"
     path = _npy_path(where, ref)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     array = np.load(path, mmap_mode="r", allow_pickle=False)
     return tuple(array.shape), array.dtype, f"{path.name}"
+
+
+def _whole_member(info: zipfile.ZipInfo, header_bytes: int, shape: tuple, dtype, ref: str, where: Path) -> None:
+    """A member cut short (its header intact) would fail only when its data is read: say so now."""
+    if dtype.hasobject:
+        return  # refused as not numbers
+    need = header_bytes + math.prod(shape) * dtype.itemsize
+    if info.file_size < need:
+        raise ValueError(f"array `{ref}` in {where.name} is truncated: it holds {info.file_size} bytes of "
+                         f"the {need} its header promises")
 
 
 def _npy_path(folder: Path, ref: str) -> Path:
@@ -454,8 +507,9 @@ def _read_digits(plan: DataPlan, path, spec_span) -> dict:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    image, label = (f.slot.name for f in plan.fields)
-    return {image: (digits.images / 16.0).astype("float32"), label: digits.target.astype("int64")}
+    image, label = plan.fields
+    _check_array(label, digits.target, "the digits labels", spec_span)
+    return {image.slot.name: (digits.images / 16.0).astype("float32"), label.slot.name: digits.target.astype("int64")}
 
 
 def _read_synthetic(plan: DataPlan, path, spec_span) -> dict:
@@ -484,13 +538,104 @@ def _read_arrays(plan: DataPlan, path: Path | None, spec_span) -> dict:
     import numpy as np
 
     folder = path or Path(".")
+    arrays = {}
     if plan.kind == "npz":
         with np.load(folder, allow_pickle=False) as npz:
-            arrays = {f.slot.name: npz[f.source[0]] for f in plan.fields}
+            for f in plan.fields:
+                what = f"array `{f.source[0]}` in {folder.name}"
+                arrays[f.slot.name] = _load_array(lambda: npz[f.source[0]], f, what, spec_span)
     else:
-        arrays = {f.slot.name: np.load(_npy_path(folder, f.source[0]), allow_pickle=False) for f in plan.fields}
+        for f in plan.fields:
+            file = _npy_path(folder, f.source[0])
+            arrays[f.slot.name] = _load_array(lambda: np.load(file, allow_pickle=False), f, file.name, spec_span)
     _same_length(arrays, folder, spec_span)
     return arrays
+
+
+def _load_array(load: Callable, f: Field, what: str, spec_span):
+    """One array, read whole and checked; a member or file cut short or corrupted is an E0702, not a crash."""
+    try:
+        array = load()
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as err:
+        raise SpecError([Diagnostic("E0702", f"cannot read {what}: {err}", _field_span(f, spec_span),
+                                    label="unreadable", help="the file is damaged or incomplete: write it again")])
+    _check_array(f, array, what, spec_span)
+    return array
+
+
+def _check_array(f: Field, array, what: str, spec_span) -> None:
+    """Refuse values that would poison or crash training: non-finite floats, out-of-range integers and labels."""
+    import numpy as np
+
+    if array.size == 0 or array.dtype.kind not in "biuf":
+        return
+    low, high = _bounds(f)
+    lo, hi = array.min(), array.max()  # NaN propagates: one pass decides, a second only locates the culprit
+    if np.isfinite(lo) and np.isfinite(hi) and low <= lo and hi <= high and not f.class_indices:
+        return
+    if array.dtype.kind == "f" and not (np.isfinite(lo) and np.isfinite(hi)):
+        index = _first(~np.isfinite(array))
+        _array_error(f, f"{what} has {array[index]} at index {_fmt_index(index)}, which is not a finite number",
+                     "not a finite number", spec_span)
+    if f.class_indices:
+        index = _first(~_is_label(array, f))
+        if index is not None:
+            _array_error(f, f"{what} has the class label {array[index]} at index {_fmt_index(index)}, "
+                            f"{_classes_text(f)}", "label out of range", spec_span, _labels_help(f))
+    if not (low <= lo and hi <= high):
+        index = _first((array < low) | (array > high))
+        _array_error(f, f"{what} has {array[index]} at index {_fmt_index(index)}, "
+                        f"outside the range of {f.slot.type.dtype}", "out of range", spec_span)
+
+
+def _array_error(f: Field, message: str, label: str, spec_span, help: str | None = None):
+    raise SpecError([Diagnostic("E0702", message, _field_span(f, spec_span), label=label, help=help)])
+
+
+def _field_span(f: Field, spec_span):
+    return spec_span("data", "inputs" if f.role == "input" else "targets", f.slot.name)
+
+
+def _first(mask):
+    """The index of the first True in `mask` (a tuple for arrays of rank 2 and more), or None."""
+    import numpy as np
+
+    flat = int(np.argmax(mask))
+    if not mask.flat[flat]:
+        return None
+    return flat if mask.ndim == 1 else tuple(int(i) for i in np.unravel_index(flat, mask.shape))
+
+
+def _fmt_index(index) -> str:
+    return f"[{', '.join(map(str, index))}]" if isinstance(index, tuple) else str(index)
+
+
+def _bounds(f: Field) -> tuple[float, float]:
+    """The values the slot's dtype holds (a float slot: its finite range)."""
+    import torch
+
+    dtype = getattr(torch, f.slot.type.dtype)
+    info = torch.finfo(dtype) if dtype.is_floating_point else torch.iinfo(dtype)
+    return float(info.min), float(info.max)
+
+
+def _is_label(values, f: Field):
+    """Which values are labels of the output's classes (or the ignore_index, which the loss skips)."""
+    valid = values >= 0
+    if f.classes is not None:
+        valid &= values < f.classes
+    return valid | (values == f.ignore_index)
+
+
+def _classes_text(f: Field) -> str:
+    if f.classes is None:
+        return "but class labels cannot be negative"
+    return f"but the output has {f.classes} class{'es' if f.classes != 1 else ''} (labels 0 to {f.classes - 1})"
+
+
+def _labels_help(f: Field) -> str:
+    return f"fix the labels, or give the output more classes; {f.loss} skips labels equal to its " \
+           f"ignore_index ({f.ignore_index})"
 
 
 def _same_length(arrays: dict, where: Path, spec_span) -> None:

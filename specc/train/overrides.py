@@ -130,6 +130,10 @@ def _assign(doc: dict, path: tuple, value) -> str | None:
     node = doc
     for i, part in enumerate(path[:-1]):
         where = ".".join(map(str, ("train",) + path[:i + 1]))
+        if isinstance(part, int) and isinstance(node, dict):  # one section (`loss`) is a list of one
+            if part != 0:
+                return f"{where}: no item {part}; there is one section here (item 0)"
+            continue
         if isinstance(node, list):
             if not isinstance(part, int) or not 0 <= part < len(node):
                 return f"{where}: no item {part} in this list of {len(node)}"
