@@ -72,6 +72,9 @@ def compile_spec(spec_or_path, *, model=None, device=None, dtype=None, compile=F
         raise TypeError(f"model must be the name of a model in the spec, got {type(model).__name__}")
     if params is not None and not isinstance(params, dict):
         raise TypeError(f"params must be a dict of the model's parameters, got {type(params).__name__}")
+    if not isinstance(compile, bool):
+        raise TypeError(f"compile must be True or False, got {compile!r}")
+    device = _device(device)
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype, dtype)
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
@@ -84,3 +87,19 @@ def compile_spec(spec_or_path, *, model=None, device=None, dtype=None, compile=F
     if compile:
         module = torch.compile(module)
     return Compiled(spec, graph, module)
+
+
+def _device(device):
+    """torch.device(device), or ValueError naming the problem (a typo, or a device this machine lacks)."""
+    import torch
+
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch device such as 'cpu', 'cuda' or 'meta', got {device!r}") from None
+    if device.type in ("cuda", "mps") and not getattr(torch, device.type).is_available():
+        raise ValueError(f"device {str(device)!r}: this machine has no {device.type.upper()} device "
+                         "(or PyTorch was built without it); use 'cpu', or 'meta' to build without memory")
+    return device

@@ -117,9 +117,20 @@ def test_api_rejects_unknown_parameters_and_dtypes():
     assert "has no parameter `clases`" in str(info.value) and "did you mean `classes`?" in str(info.value)
     with pytest.raises(TypeError, match="params must be a dict"):
         specc.compile(spec, params=[1])
+    import torch
+
     for dtype in ("float13", "int64"):
         with pytest.raises(ValueError, match="floating-point dtype"):
             specc.compile(spec, dtype=dtype)
+    with pytest.raises(ValueError, match="device must be a torch device such as 'cpu', 'cuda' or 'meta', got 'gpu0'"):
+        specc.compile(spec, device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="this machine has no CUDA device"):
+            specc.compile(spec, device="cuda")
+    with pytest.raises(TypeError, match="compile must be True or False"):
+        specc.compile(spec, compile="yes")
+    with pytest.raises(ValueError, match="nproc must be a whole number"):
+        specc.compile(spec).train(nproc="2")
 
 
 def test_reserved_layer_names_are_torchs_module_attributes(tmp_path):

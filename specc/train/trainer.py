@@ -44,6 +44,8 @@ def train(compiled, out_dir="runs/run", *, resume: bool = False, verbose: bool =
     number of devices for the Lightning engine; the specc engine runs as many processes as
     torchrun started (`specc train --nproc N` starts them).
     """
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise ValueError(f"nproc must be a whole number of processes, 1 or more, got {nproc!r}")
     if overrides:
         from .overrides import with_overrides
         compiled = with_overrides(compiled, overrides)
