@@ -342,3 +342,11 @@ def test_metrics_lines_that_are_not_records_are_skipped(tmp_path):
     from specc.train.progress import read_metrics
     (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n[1]\n"x"\n{"epoch": 2}\n{"epo')
     assert read_metrics(tmp_path) == [{"epoch": 1}, {"epoch": 2}]
+
+
+def test_a_batch_that_does_not_split_over_the_processes_fails_before_torchrun(tmp_path, capsys, monkeypatch):
+    from specc.train import distributed
+    monkeypatch.setattr(distributed, "relaunch", lambda *a: pytest.fail("torchrun was started"))
+    spec = write(tmp_path, LINEAR.replace("batch_size = 16", "batch_size = 15"))
+    assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--nproc", "2"]) == 1
+    assert capsys.readouterr().err.count("batch_size 15 is the global batch and must split evenly over 2") == 1

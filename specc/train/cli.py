@@ -17,7 +17,7 @@ def cmd_train(args) -> int:
 
     from ..compiled import load_spec
     from . import distributed, overrides
-    from .trainer import train
+    from .trainer import check_batch_split, train
 
     from ..exporters import get as exporter
 
@@ -31,6 +31,7 @@ def cmd_train(args) -> int:
     compiled.plan  # the plan is checked here, in every process, before anything starts  # noqa: B018
     out = Path(args.out or Path("runs") / Path(args.spec).stem)
     if args.nproc > 1 and not distributed.launched() and spec.train.engine == "specc":
+        check_batch_split(compiled.plan, args.nproc)  # once, here, rather than in every process
         return distributed.relaunch(args.nproc, _argv(args, out))
     train(compiled, out_dir=out, resume=args.resume, nproc=args.nproc)
     if not distributed.is_main_process():

@@ -63,6 +63,13 @@ def train(compiled, out_dir="runs/run", *, resume: bool = False, verbose: bool =
         return Trainer(compiled, plan, Path(out_dir), env, resume=resume, verbose=verbose).fit()
 
 
+def check_batch_split(plan: TrainingPlan, processes: int) -> None:
+    if plan.config.batch_size % processes:
+        raise SpecError([Diagnostic("E0701", f"batch_size {plan.config.batch_size} is the global batch and must "
+                                    f"split evenly over {processes} processes", plan.span("batch_size"),
+                                    label="not divisible")])
+
+
 def _lightning_fit(plan: TrainingPlan):
     try:
         from .lightning_engine import fit
@@ -262,10 +269,7 @@ class Trainer:
         return train, val
 
     def _check_batch_split(self) -> None:
-        if self.cfg.batch_size % self.env.world:
-            raise SpecError([Diagnostic("E0701", f"batch_size {self.cfg.batch_size} is the global batch and must "
-                                        f"split evenly over {self.env.world} processes", self.plan.span("batch_size"),
-                                        label="not divisible")])
+        check_batch_split(self.plan, self.env.world)
 
     def _autocast(self):
         precision, device = self.cfg.precision, self.env.device
