@@ -350,3 +350,18 @@ def test_a_batch_that_does_not_split_over_the_processes_fails_before_torchrun(tm
     spec = write(tmp_path, LINEAR.replace("batch_size = 16", "batch_size = 15"))
     assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--nproc", "2"]) == 1
     assert capsys.readouterr().err.count("batch_size 15 is the global batch and must split evenly over 2") == 1
+
+
+def test_lightning_engine_guards_a_run_folder_as_the_specc_engine_does(interrupted, tmp_path):
+    spec, done = interrupted
+    run = _unfinished(done, tmp_path / "specc_run")
+    with pytest.raises(UsageError, match="holds a run of the specc engine .step-00000009.pt."):
+        specc.compile(spec).train(out_dir=run, engine="lightning", resume=True, verbose=False)
+    with pytest.raises(UsageError, match="holds an unfinished run"):
+        specc.compile(spec).train(out_dir=run, engine="lightning", verbose=False)
+    light = tmp_path / "light"
+    specc.compile(spec).train(out_dir=light, engine="lightning", epochs=1, verbose=False)
+    specc.compile(spec).train(out_dir=light, engine="lightning", epochs=1, verbose=False)  # a finished run: replaced
+    (light / "summary.json").unlink()  # as if it had been interrupted
+    with pytest.raises(UsageError, match="holds an unfinished run"):
+        specc.compile(spec).train(out_dir=light, engine="lightning", epochs=1, verbose=False)

@@ -11,8 +11,11 @@ Needs the `lightning` extra: pip install 'specc[lightning]'.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -20,13 +23,14 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from ..errors import UsageError
 from .batches import Batches, Shard
 from .data import load_data
 from .losses import Objective
 from .metrics import Metrics
 from .optim import make_optimizer, make_schedule
 from .plan import TrainingPlan
-from .progress import RunLog, interactive, read_metrics
+from .progress import SUMMARY_FILE, RunLog, interactive, read_metrics
 
 PRECISION = {"32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}
 ACCELERATOR = {"auto": "auto", "cpu": "cpu", "cuda": "gpu", "mps": "mps"}
@@ -133,16 +137,22 @@ def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool,
     cfg = plan.config
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     L.seed_everything(cfg.seed, verbose=False)
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    log = RunLog(out, enabled=_global_zero(), verbose=verbose)
+    replaced = _previous_run(out, resume, log)
+    resume = resume and last.exists()
     model = unwrap(compiled.model)
     model.load_state_dict(initial_weights(compiled.ir, cfg.seed))
     dataset = load_data(plan.data, plan.span)
     module = SpeccModule(model, plan, _steps_per_epoch(dataset, plan, devices))
     train_batches = EpochBatches(module, dataset.train.tensors, plan, train=True)
     val_batches = EpochBatches(module, dataset.val.tensors, plan, train=False) if dataset.val is not None else None
-    ckpt_dir = out / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
-    log = RunLog(out, enabled=_global_zero(), verbose=verbose)
-    log.start(fresh=not (resume and last.exists()), keep_epochs=_epochs_in(last) if resume and last.exists() else 0)
+    if replaced and _global_zero():  # only now that the new run is set up: a failed start loses nothing
+        log.say(f"note: replacing the finished run in {out}")
+        for path in _checkpoints(ckpt_dir) + [out / SUMMARY_FILE]:
+            path.unlink(missing_ok=True)
+    log.start(fresh=not resume, keep_epochs=_epochs_in(last) if resume else 0)
     trainer = L.Trainer(
         max_epochs=cfg.epochs, accelerator=ACCELERATOR[cfg.device], devices=devices,
         strategy=_strategy(cfg.strategy, devices), precision=PRECISION[cfg.precision],
@@ -152,11 +162,11 @@ def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool,
         log_every_n_steps=cfg.log_every, use_distributed_sampler=False, default_root_dir=str(out))
     fit_module = torch.compile(module) if cfg.compile else module
     started = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _interrupt_as_keyboard_interrupt(trainer):
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's own, about torch's pytree API
         warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resuming
         trainer.fit(fit_module, train_dataloaders=train_batches, val_dataloaders=val_batches,
-                    ckpt_path=str(last) if resume and last.exists() else None, weights_only=True)
+                    ckpt_path=str(last) if resume else None, weights_only=True)
     records = read_metrics(out)
     record = records[-1] if records else {}
     best = trainer.checkpoint_callback
@@ -166,6 +176,47 @@ def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool,
                  "last_checkpoint": str(last)})
     log.close()
     return record
+
+
+def _checkpoints(folder: Path) -> list[Path]:
+    """Either engine's checkpoints in OUT/checkpoints."""
+    if not folder.is_dir():
+        return []
+    return sorted([*folder.glob("*.ckpt"), *folder.glob("step-*.pt"), *folder.glob("best.pt")])
+
+
+def _previous_run(out: Path, resume: bool, log: RunLog) -> bool:
+    """What the specc engine checks too: an unfinished run is not overwritten without --resume, and a
+    specc-engine run is not resumed here. True when a fresh run replaces a finished one."""
+    found = _checkpoints(out / "checkpoints")
+    if resume:
+        if (out / "checkpoints" / "last.ckpt").exists():
+            return False
+        specc_engine = [p for p in found if p.suffix == ".pt"]
+        if specc_engine:
+            raise UsageError(f"{out} holds a run of the specc engine ({specc_engine[-1].name}): resume it with "
+                             'engine = "specc", or choose another --out')
+        log.say(f"note: nothing to resume in {out}: starting a new run")
+    if found and not (out / SUMMARY_FILE).exists():
+        raise UsageError(f"{out} holds an unfinished run (checkpoints, no {SUMMARY_FILE}); "
+                         "pass --resume to continue it, or choose another --out")
+    return bool(found)
+
+
+@contextlib.contextmanager
+def _interrupt_as_keyboard_interrupt(trainer):
+    """Lightning answers Ctrl-C with sys.exit(1) and leaves SIGINT ignored; specc's answer is a
+    KeyboardInterrupt (the CLI prints "specc: interrupted" and exits 130), with the handler restored."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    except SystemExit:
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
 
 
 def _steps_per_epoch(dataset, plan: TrainingPlan, world: int) -> int:
