@@ -339,3 +339,176 @@ def test_compile_true_returns_a_torch_compiled_module_that_matches_eager():
 def test_no_staging_folder_survives_an_export(tiny, tmp_path):
     tiny.export("pt2", tmp_path / "model.pt2", **FAST)
     assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
+
+
+# ---------------------------------------------------------------- dtypes, names, files, arguments
+
+# a float64 input beside float32 ones: the weights are float32, `flag` stays float64
+MULTI = """\
+spec 1
+model Multi(vocab = 50) {
+  input tokens: int64[N, T]
+  input feats: float32[N, S, 6]
+  input flag: float64[N, 3]
+  e = tokens |> emb: Embedding(vocab, 16) |> Mean(dim = 1)
+  f = feats |> fc: Linear(16) |> Mean(dim = 1)
+  h = e + f
+  logits = h |> head: Linear(4)
+  g = flag |> Sum(dim = 1)
+  seq = feats |> proj: Linear(2)
+  output logits, seq, g
+}
+"""
+
+# a model that returns one of its inputs
+SAME = """\
+spec 1
+model Same {
+  input x: float32[N, 4]
+  y = x |> fc: Linear(4)
+  output x, y
+}
+"""
+
+
+def test_samples_keep_each_inputs_declared_dtype(tmp_path):
+    spec = write_spec(tmp_path, MULTI, "multi.dlspec")
+    compiled = specc.compile(spec)
+    sample = make_samples(compiled, compiled.model.eval(), signature(compiled), [2], seed=0)[0]
+    assert [t.dtype for t in sample.inputs] == [torch.int64, torch.float32, torch.float64]
+    assert [t.dtype for t in sample.expected] == [torch.float32, torch.float32, torch.float64]
+    cast = specc.compile(spec, dtype="float64")  # an explicit dtype: the float32 inputs follow the weights
+    sample = make_samples(cast, cast.model.eval(), signature(cast), [2], seed=0)[0]
+    assert [t.dtype for t in sample.inputs] == [torch.int64, torch.float64, torch.float64]
+
+
+def test_a_float64_input_stays_float64_in_onnx(tmp_path):
+    import onnx
+
+    compiled = specc.compile(write_spec(tmp_path, MULTI, "multi.dlspec"))
+    result = compiled.export("onnx", tmp_path / "out" / "model.onnx", **FAST)
+    assert result.verification.passed
+    proto = onnx.load(str(result.path))
+    types = {v.name: v.type.tensor_type.elem_type for v in [*proto.graph.input, *proto.graph.output]}
+    assert types["flag"] == onnx.TensorProto.DOUBLE and types["g"] == onnx.TensorProto.DOUBLE
+    assert types["feats"] == onnx.TensorProto.FLOAT
+    flag = np.random.default_rng(0).standard_normal((3, 3))  # float64, as the manifest says
+    feeds = {"tokens": np.zeros((3, 5), np.int64), "feats": np.ones((3, 2, 6), np.float32), "flag": flag}
+    g = onnx_exporter.session(result.path).run(["g"], feeds)[0]
+    assert g.dtype == np.float64
+    np.testing.assert_allclose(g, flag.sum(axis=1))
+
+
+def test_verification_fails_on_an_output_of_another_dtype(tiny, tmp_path, monkeypatch):
+    from specc.exporters import verify as verify_module
+
+    sample = make_samples(tiny, tiny.model.eval(), signature(tiny), [2], seed=0)[0]
+    job = type("J", (), {"target": "onnx", "options": {"atol": 1e-4, "rtol": 1e-3, "batch_sizes": [2]},
+                         "signature": signature(tiny), "samples": (sample,)})()
+    with pytest.raises(ExportError, match="output `scores` is float64, PyTorch's is float32"):
+        verify_module.verify(lambda inputs: [t.double() for t in sample.expected], job)
+
+
+def test_an_output_that_is_an_input_exports_to_onnx(tmp_path):
+    import onnx
+
+    compiled = specc.compile(write_spec(tmp_path, SAME, "same.dlspec"))
+    result = compiled.export("onnx", tmp_path / "model.onnx", **FAST)
+    assert result.verification.passed and [o.name for o in result.outputs] == ["x", "y"]
+    proto = onnx.load(str(result.path))
+    assert [i.name for i in proto.graph.input] == ["x"]
+    assert [o.name for o in proto.graph.output] == ["x_out", "y"]
+    assert json.loads(result.manifest.read_text())["export"]["renamed_outputs"] == {"x": "x_out"}
+    x = torch.randn(3, 4)
+    got_x, got_y = onnx_exporter.session(result.path).run(None, {"x": x.numpy()})
+    np.testing.assert_array_equal(got_x, x.numpy())
+    with torch.no_grad():
+        same, y = compiled.model.eval()(x)  # the model itself is unchanged
+    assert torch.equal(same, x)
+    np.testing.assert_allclose(got_y, y.numpy(), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_the_weights_file_gets_the_mode_of_any_other_file(tmp_path, umask):
+    from specc.build import save_weights
+
+    old = os.umask(umask)
+    try:
+        (tmp_path / "plain.txt").write_text("x")
+        save_weights(specc.compile(DIGITS).model, tmp_path / "model.safetensors")
+    finally:
+        os.umask(old)
+    mode = (tmp_path / "model.safetensors").stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert leftovers(tmp_path) == ["model.safetensors", "plain.txt"]
+
+
+def test_cli_build_writes_the_weights_0644_under_umask_022(tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert main(["build", str(ROOT / "specs" / "tutorial_mlp.dlspec"), "-o", str(tmp_path / "b")]) == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "b" / "model.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_folder_where_the_manifest_goes_fails_before_anything_is_moved(tiny, tmp_path, capsys):
+    (tmp_path / "model.pt2.manifest.json").mkdir()
+    assert export_targets(tiny, ["pt2"], tmp_path, options={"pt2": FAST}) == 1
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("pt2: FAILED error[E0801]: cannot write the pt2 artifact: ")
+    assert f"{tmp_path / 'model.pt2.manifest.json'} is a folder" in line and "\n" not in line
+    assert leftovers(tmp_path) == ["model.pt2.manifest.json"]
+
+
+def test_a_folder_that_appears_during_the_export_stops_the_move(tiny, tmp_path, monkeypatch):
+    build = pt2_exporter.build
+
+    def build_then_block(job, path):  # someone makes a folder where the manifest goes, mid-export
+        (tmp_path / "model.pt2.manifest.json").mkdir()
+        return build(job, path)
+    monkeypatch.setattr(pt2_exporter, "build", build_then_block)
+    with pytest.raises(ExportError, match="model.pt2.manifest.json is a folder"):
+        tiny.export("pt2", tmp_path / "model.pt2", **FAST)
+    assert leftovers(tmp_path) == ["model.pt2.manifest.json"]
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"seed": "a"}, TypeError, "seed must be an integer"),
+    ({"seed": -1}, ValueError, "seed must be at least 0"),
+    ({"latency_batch_sizes": 5}, TypeError, "latency_batch_sizes must be a list or tuple"),
+    ({"latency_batch_sizes": [1, 0]}, ValueError, "each of latency_batch_sizes must be at least 1"),
+    ({"latency_max_seconds": "x"}, TypeError, "latency_max_seconds must be a number"),
+    ({"latency_max_seconds": -1.0}, ValueError, "latency_max_seconds must be a positive"),
+    ({"dims": 5}, TypeError, "dims must be a dict"),
+    ({"dims": {"Q": 3}}, ValueError, r"dims names `Q`, which is not a symbol of the model \(its other symbols are T\)"),
+    ({"dims": {"N": 3}}, ValueError, "dims cannot set the batch dim `N`"),
+    ({"dims": {"T": "16"}}, TypeError, r"dims\['T'\] must be an integer"),
+])
+def test_bad_arguments_fail_before_any_work_naming_the_argument(tiny, tmp_path, monkeypatch, options, error, message):
+    monkeypatch.setattr(pt2_exporter, "build", lambda job, path: pytest.fail("exported despite a bad argument"))
+    with pytest.raises(error, match=message) as err:
+        tiny.export("pt2", tmp_path / "model.pt2", **options)
+    assert str(err.value).count(". ") == 0
+    assert leftovers(tmp_path) == []
+
+
+def test_a_folder_or_a_non_path_as_destination_fails_before_any_work(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_exporter, "convert", lambda job: pytest.fail("exported to a bad destination"))
+    with pytest.raises(ExportError, match=f"cannot write the onnx artifact: {tmp_path} is a folder"):
+        tiny.export("onnx", tmp_path)
+    with pytest.raises(TypeError, match="path must be a file path"):
+        tiny.export("onnx", 5)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ExportError, match="file is not a folder"):
+        tiny.export("onnx", tmp_path / "file" / "model.onnx")
+    assert leftovers(tmp_path) == ["file"]
+
+
+def test_good_arguments_of_other_types_are_taken(tiny, tmp_path):
+    result = tiny.export("pt2", tmp_path / "model.pt2", seed=np.int64(3), dims={"T": 5},
+                         latency_batch_sizes=[1], latency_max_seconds=5)
+    options = json.loads(result.manifest.read_text())["options"]
+    assert options["seed"] == 3 and options["dims"] == {"T": 5}
+    assert options["latency_batch_sizes"] == [1] and options["latency_max_seconds"] == 5.0
+    assert result.verification.samples == ({"N": 2, "T": 5}, {"N": 7, "T": 8})

@@ -367,7 +367,8 @@ def test_npz_with_a_truncated_member_is_refused_by_the_probe(tmp_path):
     with pytest.raises(SpecError) as err:
         plan_of(tmp_path, NPZ_SPEC)
     (d,) = err.value.diagnostics
-    assert d.code == "E0702" and "array `x` in d.npz is truncated" in d.message
+    assert d.code == "E0702" and d.message == f"cannot read {tmp_path / 'd.npz'}: array `x` is truncated " \
+                                          "(200 of the 768 bytes its header promises)"
 
 
 def test_npz_member_truncated_after_the_check_is_refused_while_loading(tmp_path):
@@ -378,3 +379,55 @@ def test_npz_member_truncated_after_the_check_is_refused_while_loading(tmp_path)
         load(plan)
     (d,) = err.value.diagnostics
     assert d.code == "E0702" and d.message.startswith("cannot read array `x` in d.npz: ")
+
+
+def test_digits_need_ten_classes(tmp_path):
+    with pytest.raises(SpecError) as err:
+        plan_of(tmp_path, CLASSIFIER.format(input="float32[N, 64]", data="data digits {}").replace("Linear(10)",
+                                                                                                   "Linear(5)"))
+    (d,) = err.value.diagnostics
+    assert d.code == "E0702" and d.message == "digits labels are 0 to 9, but the output has only 5 classes"
+
+
+def test_a_label_equal_to_the_losss_ignore_index_is_kept(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 2), "float32"), label=np.array([0, 255, 2, 1]))
+    plan = plan_of(tmp_path, NPZ_SPEC.replace("cross_entropy {}", "cross_entropy { ignore_index = 255 }"))
+    assert load(plan).train.tensors["label"].tolist() == [0, 255, 2, 1]
+    with pytest.raises(SpecError) as err:  # without it, 255 is out of range: the default ignore_index is -100
+        load(plan_of(tmp_path, NPZ_SPEC))
+    assert "has the class label 255 at index 1" in err.value.diagnostics[0].message
+
+
+TOKENS_SPEC = """spec 1
+model M {
+  input tokens: int64[N, 3]
+  y = tokens |> emb: Embedding(50, 4) |> Flatten |> Linear(2)
+  output y
+}
+train {
+  DATA
+  targets { label = int64[N] }
+  loss cross_entropy {}
+  optimizer SGD { lr = 0.1 }
+}
+"""
+
+
+def test_token_ids_beyond_the_embedding_are_refused_at_load(tmp_path):
+    """torch would fail inside the Embedding ("index out of range in self") in the middle of training."""
+    np.savez(tmp_path / "d.npz", tokens=np.array([[1, 2, 3], [4, 50, 6]]), label=np.array([0, 1]))
+    plan = plan_of(tmp_path, TOKENS_SPEC.replace("DATA", 'data npz { path = "d.npz", val_fraction = 0 }'))
+    with pytest.raises(SpecError) as err:
+        load(plan)
+    (d,) = err.value.diagnostics
+    assert d.message == ("array `tokens` in d.npz has the id 50 at index [1, 1], "
+                         "but Embedding `emb` has 50 rows (ids 0 to 49)")
+    (tmp_path / "d.csv").write_text("a,b,c,y\n1,2,3,0\n4,-1,6,1\n")
+    plan = plan_of(tmp_path, TOKENS_SPEC.replace(
+        "DATA", 'data csv { path = "d.csv", inputs { tokens = ["a", "b", "c"] }, targets { label = "y" }, '
+                'val_fraction = 0 }'))
+    with pytest.raises(SpecError) as err:
+        load(plan)
+    (d,) = err.value.diagnostics
+    assert d.message == "column `b` of d.csv has the id '-1' on line 3, but Embedding `emb` has 50 rows (ids 0 to 49)"
+    assert (d.span.line, d.span.col) == (3, 3)

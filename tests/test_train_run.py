@@ -239,7 +239,7 @@ def test_fp16_needs_cuda(tmp_path):
 # ---- failures -------------------------------------------------------------------------------------
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     x = np.random.default_rng(0).normal(size=(200, 16)).astype("float32")
-    x[113] = np.nan  # sample 113: batch 12 of the first epoch (no shuffling, batches of 10)
+    x[113] = 3e38  # finite, but the loss overflows: sample 113 is in batch 12 of the first epoch (no shuffling)
     np.savez(tmp_path / "data.npz", x=x, label=np.arange(200) % 4)
     spec = write(tmp_path, LINEAR.replace("data synthetic { samples = 200, val_fraction = 0.2 }",
                                           'data npz { path = "data.npz", val_fraction = 0, shuffle = false }')

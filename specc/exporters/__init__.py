@@ -76,7 +76,7 @@ def _remove_stale(path: Path) -> bool:
     from .manifest import manifest_path
     existed = path.is_file()
     for p in (path, manifest_path(path), path.with_name(path.name + ".data")):
-        if p.is_file() or p.is_symlink():  # a folder there is the user's, and the reason it failed
+        if p.is_file():  # a folder there is the user's, and the reason it failed
             p.unlink()
     return existed
 

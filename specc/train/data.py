@@ -12,6 +12,7 @@ targets). Relative paths are resolved against the spec file's folder.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
 import math
 import zipfile
@@ -26,6 +27,7 @@ from ..ir.types import FLOAT_DTYPES, INT_DTYPES, TensorType
 from ..source import SourceSpan, register_source
 
 DIGITS_PIXELS = 64
+DIGITS_CLASSES = 10
 MAX_SYNTHETIC_VALUES = 2**30  # all synthetic tensors together (4 GiB of float32); refused before allocating
 MISSING_FILE = "no such file"  # the label of a missing data file: `specc check` warns, `specc train` stops
 CLASS_LOSSES = ("cross_entropy", "nll")  # losses whose integer targets index the output's classes
@@ -51,6 +53,7 @@ class Field:
     loss: str | None = None  # the loss this target feeds (synthetic data draws fitting values)
     classes: int | None = None  # the output's class count, for a target of class indices (None: unknown)
     ignore_index: int = IGNORE_INDEX  # a class-index label that the loss skips
+    rows: tuple[int, str] | None = None  # an input's Embedding: (its number of rows, its layer)
 
     @property
     def class_indices(self) -> bool:
@@ -97,7 +100,7 @@ class _Probe:
     def __init__(self, cfg, base: Path, inputs, targets, target_losses: dict, ir, span_of: Callable):
         self.cfg, self.base, self.ir = cfg, base, ir
         self.inputs, self.targets = tuple(inputs), tuple(targets)
-        self.target_losses = target_losses  # target -> (loss kind, classes or None)
+        self.target_losses = target_losses  # target -> (loss kind, classes or None, ignore_index or None)
         self.span_of = span_of
         self.diagnostics: list[Diagnostic] = []
 
@@ -125,7 +128,15 @@ class _Probe:
         plan = {"digits": self.digits, "synthetic": self.synthetic, "npz": self.arrays, "npy": self.arrays,
                 "csv": self.csv}[kind]()
         self._normalize()
-        return None if self.diagnostics else plan
+        if self.diagnostics or plan is None:
+            return None
+        return dataclasses.replace(plan, fields=tuple(self._with_rows(f) for f in plan.fields))
+
+    def _with_rows(self, f: Field) -> Field:
+        """An integer input that an Embedding looks up knows the table's size (its values must be below it)."""
+        if f.role != "input" or f.slot.type.dtype not in INT_DTYPES:
+            return f
+        return dataclasses.replace(f, rows=self._embedding_rows(f.slot))
 
     def _normalize(self) -> None:
         norm = self.cfg.normalize
@@ -151,6 +162,9 @@ class _Probe:
             self.error(f"digits labels are class indices, but target `{label.name}` is {lt}", label="does not fit",
                        help=f"declare it as `{label.name} = int64[N]`")
         fields = (Field(image, "input", ("images",)), self._field(label, "target", ("labels",)))
+        if fields[1].class_indices and (fields[1].classes or DIGITS_CLASSES) < DIGITS_CLASSES:
+            self.error(f"digits labels are 0 to {DIGITS_CLASSES - 1}, but the output has only {fields[1].classes} "
+                       "classes", label="too few classes", help=f"give the output {DIGITS_CLASSES} classes")
         return DataPlan(self.cfg, fields)
 
     def _one(self, slots, name, what: str, key: str) -> Slot | None:
@@ -223,24 +237,29 @@ class _Probe:
         return ok
 
     def _loss_of(self, slot: Slot, role: str) -> str | None:
-        return self.target_losses.get(slot.name, (None, None))[0] if role == "target" else None
+        return self.target_losses.get(slot.name, (None,))[0] if role == "target" else None
 
     def _field(self, slot: Slot, role: str, source: tuple) -> Field:
-        """A field that knows the loss its target feeds: (kind, classes), and optionally its ignore_index."""
+        """A field that knows the loss its target feeds: its kind, classes and ignore_index."""
         if role != "target" or slot.name not in self.target_losses:
             return Field(slot, role, source)
-        kind, classes, *rest = self.target_losses[slot.name]
-        return Field(slot, role, source, kind, classes, rest[0] if rest and rest[0] is not None else IGNORE_INDEX)
+        kind, classes, ignore_index = self.target_losses[slot.name]
+        return Field(slot, role, source, kind, classes, IGNORE_INDEX if ignore_index is None else ignore_index)
 
     def _int_high(self, slot: Slot, role: str) -> int:
         """Exclusive upper bound for synthetic integers: class counts, embedding sizes."""
         if role == "target":
-            classes = self.target_losses.get(slot.name, (None, None))[1]
+            classes = self.target_losses.get(slot.name, (None, None, None))[1]
             return classes or self.cfg.classes
-        sizes = [getattr(self.ir.layers[n.layer].params, "num_embeddings", None)
+        rows = self._embedding_rows(slot)
+        return rows[0] if rows else self.cfg.classes
+
+    def _embedding_rows(self, slot: Slot) -> tuple[int, str] | None:
+        """The smallest Embedding table that input `slot` is looked up in: (its rows, its layer), or None."""
+        sizes = [(getattr(self.ir.layers[n.layer].params, "num_embeddings", None), n.layer)
                  for n in self.ir.nodes if slot.name in n.inputs]
-        sizes = [s for s in sizes if isinstance(s, int)]
-        return min(sizes) if sizes else self.cfg.classes
+        sizes = [s for s in sizes if isinstance(s[0], int)]
+        return min(sizes) if sizes else None
 
     # -- npz / npy
     def arrays(self) -> DataPlan | None:
@@ -450,8 +469,7 @@ def _whole_member(info: zipfile.ZipInfo, header_bytes: int, shape: tuple, dtype,
         return  # refused as not numbers
     need = header_bytes + math.prod(shape) * dtype.itemsize
     if info.file_size < need:
-        raise ValueError(f"array `{ref}` in {where.name} is truncated: it holds {info.file_size} bytes of "
-                         f"the {need} its header promises")
+        raise ValueError(f"array `{ref}` is truncated ({info.file_size} of the {need} bytes its header promises)")
 
 
 def _npy_path(folder: Path, ref: str) -> Path:
@@ -507,9 +525,8 @@ def _read_digits(plan: DataPlan, path, spec_span) -> dict:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    image, label = plan.fields
-    _check_array(label, digits.target, "the digits labels", spec_span)
-    return {image.slot.name: (digits.images / 16.0).astype("float32"), label.slot.name: digits.target.astype("int64")}
+    image, label = (f.slot.name for f in plan.fields)
+    return {image: (digits.images / 16.0).astype("float32"), label: digits.target.astype("int64")}
 
 
 def _read_synthetic(plan: DataPlan, path, spec_span) -> dict:
@@ -571,13 +588,11 @@ def _check_array(f: Field, array, what: str, spec_span) -> None:
         return
     low, high = _bounds(f)
     lo, hi = array.min(), array.max()  # NaN propagates: one pass decides, a second only locates the culprit
-    if np.isfinite(lo) and np.isfinite(hi) and low <= lo and hi <= high and not f.class_indices:
-        return
     if array.dtype.kind == "f" and not (np.isfinite(lo) and np.isfinite(hi)):
         index = _first(~np.isfinite(array))
         _array_error(f, f"{what} has {array[index]} at index {_fmt_index(index)}, which is not a finite number",
                      "not a finite number", spec_span)
-    if f.class_indices:
+    if f.class_indices and not (_is_label(lo, f) and _is_label(hi, f) and lo >= 0):
         index = _first(~_is_label(array, f))
         if index is not None:
             _array_error(f, f"{what} has the class label {array[index]} at index {_fmt_index(index)}, "
@@ -586,6 +601,10 @@ def _check_array(f: Field, array, what: str, spec_span) -> None:
         index = _first((array < low) | (array > high))
         _array_error(f, f"{what} has {array[index]} at index {_fmt_index(index)}, "
                         f"outside the range of {f.slot.type.dtype}", "out of range", spec_span)
+    if f.rows and not (0 <= lo and hi < f.rows[0]):
+        index = _first((array < 0) | (array >= f.rows[0]))
+        _array_error(f, f"{what} has the id {array[index]} at index {_fmt_index(index)}, {_rows_text(f)}",
+                     "id out of range", spec_span)
 
 
 def _array_error(f: Field, message: str, label: str, spec_span, help: str | None = None):
@@ -600,6 +619,8 @@ def _first(mask):
     """The index of the first True in `mask` (a tuple for arrays of rank 2 and more), or None."""
     import numpy as np
 
+    if mask.size == 0:
+        return None
     flat = int(np.argmax(mask))
     if not mask.flat[flat]:
         return None
@@ -614,6 +635,8 @@ def _bounds(f: Field) -> tuple[float, float]:
     """The values the slot's dtype holds (a float slot: its finite range)."""
     import torch
 
+    if f.slot.type.dtype == "bool":
+        return -math.inf, math.inf
     dtype = getattr(torch, f.slot.type.dtype)
     info = torch.finfo(dtype) if dtype.is_floating_point else torch.iinfo(dtype)
     return float(info.min), float(info.max)
@@ -633,6 +656,11 @@ def _classes_text(f: Field) -> str:
     return f"but the output has {f.classes} class{'es' if f.classes != 1 else ''} (labels 0 to {f.classes - 1})"
 
 
+def _rows_text(f: Field) -> str:
+    rows, layer = f.rows
+    return f"but Embedding `{layer}` has {rows} rows (ids 0 to {rows - 1})"
+
+
 def _labels_help(f: Field) -> str:
     return f"fix the labels, or give the output more classes; {f.loss} skips labels equal to its " \
            f"ignore_index ({f.ignore_index})"
@@ -650,7 +678,7 @@ def _read_csv(plan: DataPlan, path: Path, spec_span) -> dict:
     import numpy as np
 
     cfg = plan.config
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding=CSV_ENCODING) as fh:
         rows = list(csv.reader(fh, delimiter=cfg.delimiter))
     header = [c.strip() for c in rows[0]]
     where = {c: i for i, c in enumerate(header)}
@@ -662,8 +690,7 @@ def _read_csv(plan: DataPlan, path: Path, spec_span) -> dict:
         for i, (line, row) in enumerate(body):
             for j, col in enumerate(cols):
                 values[i, j] = _cell(row, col, line, path, header[col], cfg.delimiter)
-        if f.slot.type.dtype in INT_DTYPES:
-            _integral(values, body, cols, path, header, cfg.delimiter)
+        _check_cells(f, values, (body, cols, path, header, cfg.delimiter))
         out[f.slot.name] = values if f.role == "input" else values[:, 0]
     return out
 
@@ -678,20 +705,39 @@ def _cell(row, col: int, line: int, path: Path, name: str, delimiter: str) -> fl
                                     label="not a number")]) from None
 
 
-def _integral(values, body, cols, path: Path, header, delimiter: str) -> None:
+def _check_cells(f: Field, values, where: tuple) -> None:
+    """Refuse, at its cell, a value that would poison or crash training (or wrap when cast to the slot's dtype)."""
     import numpy as np
 
-    bad = np.argwhere(values != np.round(values))
-    if len(bad):
-        i, j = bad[0]
-        line, row = body[i]
-        raise SpecError([Diagnostic("E0702", f"column `{header[cols[j]]}` of {path.name} feeds an integer target "
-                                    f"but has {row[cols[j]]!r} on line {line}",
-                                    _cell_span(path, row, cols[j], line, delimiter), label="not a whole number")])
+    _refuse_cell(~np.isfinite(values), where, "has {text} on line {line}, which is not a finite number",
+                 "not a finite number")
+    if f.slot.type.dtype in INT_DTYPES:
+        _refuse_cell(values != np.round(values), where, f"feeds an integer {f.role} but has {{text}} on line {{line}}",
+                     "not a whole number")
+    if f.class_indices:
+        _refuse_cell(~_is_label(values, f), where, f"has the class label {{text}} on line {{line}}, {_classes_text(f)}",
+                     "label out of range", _labels_help(f))
+    low, high = _bounds(f)
+    _refuse_cell((values < low) | (values > high), where,
+                 f"has {{text}} on line {{line}}, outside the range of {f.slot.type.dtype}", "out of range")
+    if f.rows:
+        _refuse_cell((values < 0) | (values >= f.rows[0]), where, f"has the id {{text}} on line {{line}}, {_rows_text(f)}",
+                     "id out of range")
+
+
+def _refuse_cell(bad, where: tuple, problem: str, label: str, help: str | None = None) -> None:
+    """An E0702 at the first cell where `bad` holds: "column `c` of FILE " + problem (with {text}, {line})."""
+    index = _first(bad)
+    if index is None:
+        return
+    body, cols, path, header, delimiter = where
+    (line, row), col = body[index[0]], cols[index[1]]
+    message = f"column `{header[col]}` of {path.name} " + problem.format(text=repr(row[col]), line=line)
+    raise SpecError([Diagnostic("E0702", message, _cell_span(path, row, col, line, delimiter), label=label, help=help)])
 
 
 def _cell_span(path: Path, row, col: int, line: int, delimiter: str) -> SourceSpan:
-    register_source(str(path), path.read_text(encoding="utf-8"))
+    register_source(str(path), path.read_text(encoding=CSV_ENCODING))
     start = sum(len(c) + len(delimiter) for c in row[:col]) + 1
     width = len(row[col]) if col < len(row) else 1
     return SourceSpan(str(path), line, start, line, start + max(1, width))

@@ -364,10 +364,11 @@ class _Checker:
 
     # -- data
     def _data(self, inputs, targets, losses, outputs) -> DataPlan | None:
-        target_losses = {}  # target -> (the loss it feeds, its number of classes or None)
+        target_losses = {}  # target -> (the loss it feeds, its number of classes or None, its ignore_index)
         for term in losses:
             size = outputs[term.index].type.shape[term.class_dim] if term.kind in CLASSIFICATION_LOSSES else None
-            target_losses[term.target] = (term.kind, size if isinstance(size, int) else None)
+            target_losses[term.target] = (term.kind, size if isinstance(size, int) else None,
+                                          dict(term.options).get("ignore_index"))
         base = Path(self.spec.path).parent if self.spec.path and not self.spec.path.startswith("<") else Path(".")
         plan, diagnostics = probe_data(self.cfg.data, base, inputs, targets, target_losses, self.ir,
                                        lambda *p: self.spec.span("train", "data", *p))
