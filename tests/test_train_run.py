@@ -272,24 +272,16 @@ def test_a_new_run_that_fails_to_start_keeps_the_finished_run(tmp_path, capsys):
     assert (out / "summary.json").exists()
 
 
-@pytest.fixture(scope="module")
-def interrupted(tmp_path_factory):
-    """An unfinished run: the reference run's checkpoints at steps 3, 6 and 9, no summary."""
-    base = tmp_path_factory.mktemp("interrupted")
-    spec = write(base, TINY, SAMPLES=200, EPOCHS=2)
-    specc.compile(spec).train(out_dir=base / "done", verbose=False)
-    return spec, base / "done"
-
-
 def _unfinished(done: Path, folder: Path, steps=(3, 6, 9)) -> Path:
+    """An unfinished run in `folder`: the finished run's checkpoints at `steps`, no summary."""
     (folder / "checkpoints").mkdir(parents=True)
     for step in steps:
         shutil.copy(done / "checkpoints" / f"step-{step:08d}.pt", folder / "checkpoints")
     return folder
 
 
-def test_resume_skips_a_damaged_checkpoint_for_the_newest_good_one(interrupted, tmp_path, capsys):
-    spec, done = interrupted
+def test_resume_skips_a_damaged_checkpoint_for_the_newest_good_one(reference, tmp_path, capsys):
+    spec, done = reference
     run = _unfinished(done, tmp_path / "run")
     (run / "checkpoints" / "step-00000009.pt").write_bytes(b"")  # torn
     (run / "checkpoints" / "step-00000012.pt").write_bytes(os.urandom(300))
@@ -300,8 +292,8 @@ def test_resume_skips_a_damaged_checkpoint_for_the_newest_good_one(interrupted, 
     assert equal(final_weights(run), final_weights(done))
 
 
-def test_resume_with_no_readable_checkpoint_is_a_usage_error(interrupted, tmp_path):
-    spec, done = interrupted
+def test_resume_with_no_readable_checkpoint_is_a_usage_error(reference, tmp_path):
+    spec, done = reference
     run = _unfinished(done, tmp_path / "run", steps=())
     torch.save({"format": 1, "model": {}}, run / "checkpoints" / "step-00000001.pt")  # best.pt-like: no position
     with pytest.raises(UsageError, match="no checkpoint there can be read .step-00000001.pt is not a complete "
@@ -309,16 +301,16 @@ def test_resume_with_no_readable_checkpoint_is_a_usage_error(interrupted, tmp_pa
         specc.compile(spec).train(out_dir=run, resume=True, verbose=False)
 
 
-def test_resume_refuses_changed_optimizer_settings_and_notes_other_changes(interrupted, tmp_path, capsys):
-    spec, done = interrupted
+def test_resume_refuses_changed_optimizer_settings_and_notes_other_changes(reference, tmp_path, capsys):
+    spec, done = reference
     run = _unfinished(done, tmp_path / "run")
     with pytest.raises(UsageError, match=r"optimizer.lr \(0.01 -> 1e-06\) changed since it was written"):
         specc.compile(spec).train(out_dir=run, resume=True, verbose=False, **{"optimizer.lr": 1e-6})
     with pytest.raises(UsageError, match=r"optimizer.kind \(AdamW -> SGD\)"):
         specc.compile(spec).train(out_dir=run, resume=True, verbose=False, optimizer={"kind": "SGD", "lr": 0.01})
-    specc.compile(spec).train(out_dir=run, resume=True, epochs=3)
-    assert "note: resuming with changed settings: epochs (2 -> 3)" in capsys.readouterr().out
-    assert [r["epoch"] for r in records(run)] == [1, 2, 3]
+    specc.compile(spec).train(out_dir=run, resume=True, epochs=5)
+    assert "note: resuming with changed settings: epochs (4 -> 5)" in capsys.readouterr().out
+    assert [r["epoch"] for r in records(run)] == [1, 2, 3, 4, 5]
 
 
 def test_early_stop_on_a_value_that_was_never_finite_says_so():
@@ -352,8 +344,8 @@ def test_a_batch_that_does_not_split_over_the_processes_fails_before_torchrun(tm
     assert capsys.readouterr().err.count("batch_size 15 is the global batch and must split evenly over 2") == 1
 
 
-def test_lightning_engine_guards_a_run_folder_as_the_specc_engine_does(interrupted, tmp_path):
-    spec, done = interrupted
+def test_lightning_engine_guards_a_run_folder_as_the_specc_engine_does(reference, tmp_path):
+    spec, done = reference
     run = _unfinished(done, tmp_path / "specc_run")
     with pytest.raises(UsageError, match="holds a run of the specc engine .step-00000009.pt."):
         specc.compile(spec).train(out_dir=run, engine="lightning", resume=True, verbose=False)
