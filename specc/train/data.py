@@ -236,9 +236,6 @@ class _Probe:
                 ok = False
         return ok
 
-    def _loss_of(self, slot: Slot, role: str) -> str | None:
-        return self.target_losses.get(slot.name, (None,))[0] if role == "target" else None
-
     def _field(self, slot: Slot, role: str, source: tuple) -> Field:
         """A field that knows the loss its target feeds: its kind, classes and ignore_index."""
         if role != "target" or slot.name not in self.target_losses:
