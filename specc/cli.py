@@ -171,14 +171,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except SpecError as err:
+        if _other_rank():
+            return EXIT_SPEC
         print(str(err), file=sys.stderr)
         # a SPEC argument that cannot be read is a usage error, as it is for `specc check`
         return EXIT_USAGE if all(d.code == "E0901" for d in err.diagnostics) else EXIT_SPEC
     except UsageError as err:
-        print(f"specc: error: {err}", file=sys.stderr)
+        if not _other_rank():
+            print(f"specc: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("specc: interrupted", file=sys.stderr)
+        if not _other_rank():
+            print("specc: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
@@ -195,3 +199,9 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _other_rank() -> bool:
+    """A process of a multi-process run other than rank 0: what every process meets (the same spec,
+    data and Ctrl-C), rank 0 reports alone."""
+    return os.environ.get("RANK", "0") != "0"

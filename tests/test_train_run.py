@@ -357,3 +357,15 @@ def test_lightning_engine_guards_a_run_folder_as_the_specc_engine_does(reference
     (light / "summary.json").unlink()  # as if it had been interrupted
     with pytest.raises(UsageError, match="holds an unfinished run"):
         specc.compile(spec).train(out_dir=light, engine="lightning", epochs=1, verbose=False)
+
+
+def test_an_error_met_by_every_process_is_reported_once_without_a_launcher_traceback(tmp_path):
+    header = ",".join(f"f{i}" for i in range(16))
+    (tmp_path / "data.csv").write_text(f"{header},y\n" + f"{'0.5,' * 16}1\n" * 40 + f"{'oops,' * 16}1\n")
+    spec = write(tmp_path, LINEAR.replace("data synthetic { samples = 200, val_fraction = 0.2 }",
+                                          'data csv { path = "data.csv", inputs { x = "*" }, targets { label = "y" } }'))
+    result = subprocess.run([sys.executable, "-m", "specc", "train", str(spec), "--out", str(tmp_path / "run"),
+                             "--nproc", "2"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("error[E0702]: column `f0` of data.csv has a non-number 'oops' on line 42") == 1
+    assert "Traceback" not in result.stderr and "ChildFailedError" not in result.stderr

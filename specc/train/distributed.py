@@ -15,8 +15,8 @@ are. The backend is NCCL on CUDA and gloo on CPU. Only rank 0 writes files and p
 from __future__ import annotations
 
 import gc
+import logging
 import os
-import subprocess
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -97,13 +97,30 @@ def session(plan):
 
 
 def relaunch(nproc: int, argv: list[str]) -> int:
-    """Run `specc <argv>` in `nproc` processes under torchrun on this machine; its exit code."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "specc", *argv]
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    env.setdefault("LOGLEVEL", "ERROR")
-    return subprocess.call(cmd, env=env)
+    """Run `specc <argv>` in `nproc` processes on this machine, with torchrun's agent in this process;
+    the first failing process's exit code (its errors are on stderr already: no launcher traceback)."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    os.environ.setdefault("LOGLEVEL", "ERROR")
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    agent_logs = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+                  if name.startswith("torch.distributed")]
+    levels = [log.level for log in agent_logs]
+    for log in agent_logs:  # "Sending process ... SIGTERM", "failed (exitcode: 1)": the processes said why
+        log.setLevel(logging.CRITICAL)
+    try:
+        run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "specc", *argv]))
+    except ChildFailedError as err:
+        _, first = err.get_first_failure()
+        return first.exitcode if first.exitcode > 0 else 1
+    except SignalException as err:  # the agent stopped the processes (rank 0 says "specc: interrupted")
+        return 128 + err.sigval
+    finally:
+        for log, level in zip(agent_logs, levels):
+            log.setLevel(level)
+    return 0
 
 
 # ---- wrapping --------------------------------------------------------------------------------
