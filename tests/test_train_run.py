@@ -369,3 +369,16 @@ def test_an_error_met_by_every_process_is_reported_once_without_a_launcher_trace
     assert result.returncode == 1, result.stderr
     assert result.stderr.count("error[E0702]: column `f0` of data.csv has a non-number 'oops' on line 42") == 1
     assert "Traceback" not in result.stderr and "ChildFailedError" not in result.stderr
+
+
+def test_an_early_stopped_run_resumed_with_more_patience_goes_on(tmp_path, capsys):
+    spec = write(tmp_path, TINY.replace("epochs = EPOCHS", "epochs = 4\n  early_stop { patience = 1, min_delta = 100 }"),
+                 SAMPLES=64)
+    run = tmp_path / "run"
+    specc.compile(spec).train(out_dir=run, verbose=False)
+    assert [r["epoch"] for r in records(run)] == [1, 2]  # epoch 2 did not improve val/loss by 100
+    specc.compile(spec).train(out_dir=run, resume=True, verbose=False)  # the same settings: still stopped
+    assert [r["epoch"] for r in records(run)] == [1, 2]
+    specc.compile(spec).train(out_dir=run, resume=True, **{"early_stop.patience": 5})
+    assert "note: resuming with changed settings: early_stop.patience (1 -> 5)" in capsys.readouterr().out
+    assert [r["epoch"] for r in records(run)] == [1, 2, 3, 4]

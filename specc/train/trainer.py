@@ -306,9 +306,11 @@ class Trainer:
         self.position = position_from(state)
         self.partial = Tally(**state["partial"])
         self.elapsed = state["elapsed"]
-        self.stopped_early = state["stopped_early"]
         if self.stopper and state["early_stop"]:
             self.stopper.restore(state["early_stop"])
+        # decided again: a run that stopped early goes on when resumed with more patience (or none)
+        self.stopped_early = state["stopped_early"] and self.stopper is not None and \
+            self.stopper.bad_epochs >= self.stopper.monitor.patience
         if self.best and state["best"]:
             self.best.restore(state["best"])
 
