@@ -23,9 +23,11 @@ def _temp_beside(path: Path) -> tuple[int, str]:
 
 
 def write_bytes_atomic(path, data: bytes) -> None:
-    path = Path(path)
+    """Replace the file at `path` (through a symlink: its target) keeping its permissions, or make it."""
+    path = Path(os.path.realpath(path))
+    mode = path.stat().st_mode & 0o7777 if path.is_file() else _default_mode()
     fd, tmp = _temp_beside(path)
-    os.chmod(tmp, _default_mode())
+    os.chmod(tmp, mode)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

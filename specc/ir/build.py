@@ -6,6 +6,7 @@ anything computed from a poisoned value is poisoned silently, so one mistake giv
 """
 from __future__ import annotations
 
+import builtins
 import difflib
 import keyword
 import math
@@ -55,6 +56,9 @@ GRAPH_MODULE_ATTRIBUTES = frozenset("""
     _tracer_extras _unregister_create_node_hook _unregister_deepcopy_hook _unregister_erase_node_hook
     _unregister_replace_node_hook _wrapped_call
 """.split())
+# Names the Python that specc generates already uses at module level (`specc emit --python` writes the
+# model as a class beside them; Python's builtins included): a model of the same name would shadow one.
+EMITTED_NAMES = frozenset({"torch", "nn", "operator", "_install", "_Parameter"} | set(dir(builtins)))
 BUILTINS = ("channels", "dim", "rank", "features", "min", "max", "int", "float", "len", "sqrt")
 
 
@@ -253,6 +257,10 @@ class Builder:
         self.symbols: set[str] = set()
         self.node_ids: set[str] = set()
         scope = Scope("", {}, reserved=explicit_names(model.body))
+        if name in EMITTED_NAMES:
+            self.error("E0412", f"`{name}` cannot name a model: the Python generated for it (`specc emit --python`) "
+                       f"uses `{name}` already", self.spec.span("models", name, "span"), label="reserved",
+                       help=f"call it `{name.strip('_').capitalize()}Model`, for example")
         for pname in params or {}:
             if pname not in model.params:
                 self.error("E0404", f"model {name} has no parameter `{pname}`", self.spec.span("models", name, "span"),
@@ -269,9 +277,10 @@ class Builder:
                 scope.values[pname] = self._try_static(default, scope)
         inputs = []
         for iname, texpr in model.inputs.items():
-            if iname == "self" or keyword.iskeyword(iname):
+            if iname in ("self", "torch") or keyword.iskeyword(iname):
                 self.error("E0412", f"`{iname}` cannot name an input: the generated `forward` takes its inputs "
-                           "as Python arguments", self.spec.span("models", name, "inputs", iname),
+                           f"as Python arguments{', and calls torch' if iname == 'torch' else ''}",
+                           self.spec.span("models", name, "inputs", iname),
                            label="reserved", help=f"call it `{iname}_` or `{iname}_input`")
             ttype = self._tensor_type(texpr, scope)
             if ttype is None:

@@ -37,8 +37,9 @@ from ..errors import Diagnostic, Failed, SpecError, UsageError
 from ..frontend import ast as A
 from ..frontend.unparse import expr as unparse_expr, literal
 from ..frontend.yaml_load import Loader
+from ..io import write_text_atomic
 from ..source import SourceSpan
-from .fmt import Comment, Source, format_source, format_text, write_atomically
+from .fmt import Comment, Source, format_source, format_text
 
 STR, INT, FLOAT, NULL = (f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "null"))
 NUMBER = re.compile(r"[-+]?(?:(?:\d[\d_]*\.\d*|\.\d+)(?:[eE][+-]?\d+)?|\d[\d_]*[eE][+-]?\d+|\d[\d_]*)")
@@ -638,7 +639,7 @@ def cmd_convert(args) -> int:
     if args.out and os.path.exists(args.out) and os.path.samefile(args.out, args.spec):
         raise UsageError(f"-o {args.out} is the spec being converted; write the {args.to} form to another file")
     if args.out:
-        write_atomically(args.out, out)
+        write_text_atomic(args.out, out)
     else:
         sys.stdout.write(out)
     return 0

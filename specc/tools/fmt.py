@@ -43,7 +43,6 @@ import difflib
 import functools
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +50,7 @@ from lark import Lark, Token
 from lark.exceptions import UnexpectedInput
 
 from ..errors import Failed, UsageError
+from ..io import write_text_atomic
 from ..frontend import ast as A
 from ..frontend.parse import Newlines, _cache_file, grammar_path, lark_options, parse
 from ..frontend.transform import to_ast
@@ -618,22 +618,6 @@ def _files(paths) -> list[str]:
     return files
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write via a temporary file in the same folder and os.replace, so no reader sees half a file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    mode = os.stat(path).st_mode if os.path.exists(path) else None
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{Path(path).name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def cmd_fmt(args) -> int:
     from ..frontend.load import read_source
 
@@ -654,7 +638,7 @@ def cmd_fmt(args) -> int:
                                                        f"{path} (now)", f"{path} (formatted)"))
             status = 1
         else:
-            write_atomically(path, new)
+            write_text_atomic(path, new)
             print(f"formatted {path}", file=sys.stderr)
     if args.check and changed:
         print(f"{len(changed)} file{'s' if len(changed) != 1 else ''} would be reformatted by `specc fmt`",

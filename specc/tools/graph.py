@@ -213,12 +213,13 @@ def render(text: str, fmt: str) -> bytes:
                          "(apt-get install graphviz, brew install graphviz), or use --format dot or mermaid")
     done = subprocess.run([exe, f"-T{fmt}"], input=text.encode(), capture_output=True, timeout=300)
     if done.returncode != 0:
-        raise RuntimeError(f"dot failed: {done.stderr.decode(errors='replace')}")
+        raise UsageError(f"Graphviz's dot could not render --format {fmt}: "
+                         f"{done.stderr.decode(errors='replace').strip() or f'exit code {done.returncode}'}")
     return done.stdout
 
 
 def cmd_graph(args) -> int:
-    from .fmt import write_atomically
+    from ..io import write_bytes_atomic
 
     if args.depth is not None and args.depth < 1:
         raise UsageError("--depth must be at least 1")
@@ -233,11 +234,7 @@ def cmd_graph(args) -> int:
     else:
         data = render(to_dot(d), args.format)
     if args.out:
-        if isinstance(data, str):
-            write_atomically(args.out, data)
-        else:
-            with open(args.out, "wb") as f:
-                f.write(data)
+        write_bytes_atomic(args.out, data.encode() if isinstance(data, str) else data)
     elif isinstance(data, bytes):
         sys.stdout.buffer.write(data)
     else:
