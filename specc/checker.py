@@ -26,19 +26,24 @@ def expand_paths(paths) -> list[str]:
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    if isinstance(paths, (bytes, dict)) or not hasattr(paths, "__iter__"):
+        raise TypeError(f"paths must be a path or a list of paths, got {type(paths).__name__}")
     files: list[str] = []
     for raw in paths:
+        if not isinstance(raw, (str, os.PathLike)) or not str(raw):
+            raise TypeError(f"each path must be a non-empty str or os.PathLike, got {raw!r}")
         p = str(raw)
         if os.path.isdir(p):
             for root, dirs, names in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                files += [os.path.join(root, n) for n in sorted(names) if n.lower().endswith(SPEC_SUFFIXES)]
+                files += [os.path.join(root, n) for n in sorted(names)
+                          if n.lower().endswith(SPEC_SUFFIXES) and not n.startswith(".")]  # .pre-commit-config.yaml
         elif any(c in p for c in "*?[") and not os.path.exists(p):
             files += sorted(f for f in glob.glob(p, recursive=True) if os.path.isfile(f)) or [p]
         else:
             files.append(p)
-    seen: set[str] = set()
-    return [f for f in files if not (f in seen or seen.add(f))]
+    seen: set[str] = set()  # `x.dlspec` and `./x.dlspec` are one file
+    return [f for f in files if not (os.path.normpath(f) in seen or seen.add(os.path.normpath(f)))]
 
 
 @contextmanager

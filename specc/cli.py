@@ -27,7 +27,7 @@ def cmd_check(args) -> int:
     from .checker import check as run_check
 
     files = expand_paths(args.paths)
-    missing = [f for f in files if not os.path.exists(f)]
+    missing = [f for f in files if not os.path.lexists(f)]  # a broken link is the file's problem (E0901)
     if missing:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
     if not files:

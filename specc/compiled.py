@@ -1,6 +1,7 @@
 """`specc.compile`: spec -> IR -> PyTorch module (+ the training plan)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,8 +45,10 @@ class Compiled:
 def load_spec(spec_or_path) -> Spec:
     if isinstance(spec_or_path, Spec):
         return spec_or_path
+    if not isinstance(spec_or_path, (str, os.PathLike)):
+        raise TypeError(f"expected a Spec or the path of a spec file, got {type(spec_or_path).__name__}")
     from .frontend.load import load_file
-    return load_file(Path(spec_or_path))
+    return load_file(spec_or_path)
 
 
 def build_ir(spec: Spec, model: str | None = None, params: dict | None = None):

@@ -183,3 +183,16 @@ def test_yaml_suffixes_in_any_case(tmp_path):
                     "    outputs: [y]\n")
     assert specc.check([path]) == []
     assert specc.check([tmp_path]) == []  # found in a folder too
+
+
+def test_api_paths_of_the_wrong_type_are_type_errors():
+    import pytest
+
+    for call, arg, message in ((specc.check, b"specs", "paths must be a path or a list of paths, got bytes"),
+                               (specc.check, 5, "paths must be a path or a list of paths, got int"),
+                               (specc.check, [""], "each path must be a non-empty str or os.PathLike, got ''"),
+                               (specc.load, "", "path must be a non-empty str or os.PathLike, got ''"),
+                               (specc.compile, 3, "expected a Spec or the path of a spec file, got int")):
+        with pytest.raises(TypeError) as err:
+            call(arg)
+        assert str(err.value) == message

@@ -1,6 +1,7 @@
 """Tools for spec authors and CI: fmt, convert, graph, SARIF, the op reference, pre-commit hooks."""
 import dataclasses
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -505,6 +506,23 @@ def test_sarif_validates_against_the_official_schema(tmp_path, capsys):
             for location in result.get("locations", []):
                 assert URI_REFERENCE.fullmatch(location["physicalLocation"]["artifactLocation"]["uri"])
     assert log["runs"][0]["results"] == []  # specs/ is clean
+
+
+def test_check_of_a_folder_reports_unreadable_files_and_checks_the_rest(tmp_path, capsys):
+    """A broken link or a pipe is that file's E0901 (located: GitHub's SARIF upload needs a location
+    on every result); hidden files are skipped, and a file named twice is checked once."""
+    shutil.copy(ROOT / "specs" / "tutorial_mlp.dlspec", tmp_path / "good.dlspec")
+    (tmp_path / "broken.dlspec").symlink_to(tmp_path / "gone.dlspec")
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / ".pre-commit-config.yaml").write_text("repos: []\n")
+    assert main(["check", "--format", "sarif", str(tmp_path), str(tmp_path / "good.dlspec"),
+                 str(tmp_path / "." / "good.dlspec")]) == 1
+    results = json.loads(capsys.readouterr().out)["runs"][0]["results"]
+    assert [(r["ruleId"], r["message"]["text"], r["locations"][0]["physicalLocation"]["region"]["startLine"])
+            for r in results] == [("E0901", f"{tmp_path / 'broken.dlspec'} is a link to a missing file", 1),
+                                  ("E0901", f"{tmp_path / 'pipe.yaml'} is not a regular file", 1)]
+    assert main(["check", str(tmp_path), str(tmp_path / "good.dlspec")]) == 1
+    assert capsys.readouterr().out.endswith("checked 3 files: 2 errors\n")
 
 
 def test_docs_ops_md_is_current():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import stat
 from pathlib import Path
 
@@ -28,21 +29,22 @@ def read_source(path: str | Path) -> str:
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError
         if not stat.S_ISREG(st.st_mode):  # a device or a pipe: its size says nothing, and reading may not end
-            raise Failed(Diagnostic("E0901", f"{file} is not a regular file"))
+            raise Failed(Diagnostic("E0901", f"{file} is not a regular file", _whole(file)))
         if st.st_size > MAX_FILE_BYTES:
             raise Failed(Diagnostic("E0602", f"{file} is {st.st_size:,} bytes; "
                                     f"specs are limited to {MAX_FILE_BYTES:,}"))
         text = p.read_bytes().decode("utf-8").removeprefix("\ufeff")  # the byte-order mark some editors write
     except FileNotFoundError:
-        raise Failed(Diagnostic("E0901", f"no such file: {file}")) from None
+        gone = f"{file} is a link to a missing file" if p.is_symlink() else f"no such file: {file}"
+        raise Failed(Diagnostic("E0901", gone, _whole(file))) from None
     except IsADirectoryError:
-        raise Failed(Diagnostic("E0901", f"{file} is a folder, not a spec file")) from None
+        raise Failed(Diagnostic("E0901", f"{file} is a folder, not a spec file", _whole(file))) from None
     except UnicodeDecodeError as err:
         line = p.read_bytes()[: err.start].count(b"\n") + 1
         raise Failed(Diagnostic("E0105", "the file is not valid UTF-8 text",
                                 SourceSpan.point(file, line, 1))) from None
     except OSError as err:
-        raise Failed(Diagnostic("E0901", f"cannot read {file}: {err.strerror}")) from None
+        raise Failed(Diagnostic("E0901", f"cannot read {file}: {err.strerror}", _whole(file))) from None
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         register_source(file, text)
@@ -50,6 +52,11 @@ def read_source(path: str | Path) -> str:
                                 SourceSpan.point(file, line, 1)))
     register_source(file, text)
     return text
+
+
+def _whole(file: str) -> SourceSpan:
+    """Where a problem with the file as a whole is reported (SARIF consumers need a location)."""
+    return SourceSpan.point(file, 1, 1)
 
 
 def document(text: str, file: str) -> tuple[dict, dict, list[Diagnostic]]:
@@ -85,6 +92,8 @@ def load_text(text: str, file: str) -> Spec:
 
 
 def load_file(path: str | Path) -> Spec:
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise TypeError(f"path must be a non-empty str or os.PathLike, got {path!r}")
     try:
         text = read_source(path)
     except Failed as failed:
