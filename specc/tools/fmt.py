@@ -44,7 +44,6 @@ import functools
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedInput

@@ -17,7 +17,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 
