@@ -560,3 +560,11 @@ def test_convert_an_input_type_written_over_two_lines(tmp_path, capsys):
     yaml_path.write_text(capsys.readouterr().out)
     assert "x: float32[N, 4]" in yaml_path.read_text()
     assert specc.load(yaml_path).models["M"].inputs.keys() == {"x"} and specc.check([yaml_path]) == []
+
+
+def test_a_spec_of_several_models_says_how_to_choose_one(capsys):
+    dcgan = str(ROOT / "specs" / "dcgan.dlspec")
+    assert main(["summary", dcgan]) == 1
+    assert "help: --model Generator on the command line, model=\"Generator\" in Python" in capsys.readouterr().err
+    assert main(["summary", dcgan, "--model", "Nope"]) == 1
+    assert "help: its models: Generator, Discriminator" in capsys.readouterr().err

@@ -1048,11 +1048,13 @@ def build(spec, model: str | None = None, *, params: dict | None = None, max_par
     if model is None:
         if len(spec.models) > 1:
             raise Failed(Diagnostic("E0411", f"{spec.path} defines {len(spec.models)} models "
-                                    f"({', '.join(spec.models)}); say which one"))
+                                    f"({', '.join(spec.models)}); say which one",
+                                    help=f"--model {next(iter(spec.models))} on the command line, "
+                                    f"model=\"{next(iter(spec.models))}\" in Python"))
         model = next(iter(spec.models))
     if model not in spec.models:
         raise Failed(Diagnostic("E0401", f"{spec.path} has no model `{model}`",
-                                help=_did_you_mean(model, spec.models)))
+                                help=_did_you_mean(model, spec.models) or f"its models: {', '.join(spec.models)}"))
     graph = builder.build_model(model, params)
     return graph, builder.diagnostics
 

@@ -629,7 +629,8 @@ def cmd_convert(args) -> int:
     from ..frontend.load import load_text, read_source
 
     if not os.path.isfile(args.spec):
-        raise UsageError(f"no such file: {args.spec}")
+        raise UsageError(f"{args.spec} is a folder, not a spec file" if os.path.isdir(args.spec)
+                         else f"no such file: {args.spec}")
     try:
         text = read_source(args.spec)
     except Failed as failed:

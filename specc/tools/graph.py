@@ -200,7 +200,7 @@ def _load(path: str, model: str | None):
     from ..frontend.load import load_file
 
     if not os.path.isfile(path):
-        raise UsageError(f"no such file: {path}")
+        raise UsageError(f"{path} is a folder, not a spec file" if os.path.isdir(path) else f"no such file: {path}")
     spec = load_file(path)
     return spec, build_ir(spec, model)
 
