@@ -165,15 +165,20 @@ def _add_later_commands(sub) -> None:
     p.set_defaults(run=_lazy("specc.tools.convert:cmd_convert"))
 
 
+def _other_rank() -> bool:
+    """A process of a multi-process run other than rank 0: what every process meets (the same spec,
+    data and Ctrl-C), rank 0 reports alone."""
+    return os.environ.get("RANK", "0") != "0"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.run(args)
     except SpecError as err:
-        if _other_rank():
-            return EXIT_SPEC
-        print(str(err), file=sys.stderr)
+        if not _other_rank():
+            print(str(err), file=sys.stderr)
         # a SPEC argument that cannot be read is a usage error, as it is for `specc check`
         return EXIT_USAGE if all(d.code == "E0901" for d in err.diagnostics) else EXIT_SPEC
     except UsageError as err:
@@ -199,9 +204,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _other_rank() -> bool:
-    """A process of a multi-process run other than rank 0: what every process meets (the same spec,
-    data and Ctrl-C), rank 0 reports alone."""
-    return os.environ.get("RANK", "0") != "0"

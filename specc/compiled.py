@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from .errors import Diagnostic, Failed, SpecError
 from .ir.build import build
 from .schema import Spec
+from .schema.values import plain
 
 
 @dataclass
@@ -74,6 +75,7 @@ def compile_spec(spec_or_path, *, model=None, device=None, dtype=None, compile=F
         raise TypeError(f"model must be the name of a model in the spec, got {type(model).__name__}")
     if params is not None and not isinstance(params, dict):
         raise TypeError(f"params must be a dict of the model's parameters, got {type(params).__name__}")
+    params = plain(params)  # numpy's numbers as Python's
     if not isinstance(compile, bool):
         raise TypeError(f"compile must be True or False, got {compile!r}")
     device = _device(device)

@@ -23,9 +23,14 @@ def _temp_beside(path: Path) -> tuple[int, str]:
 
 
 def write_bytes_atomic(path, data: bytes) -> None:
-    """Replace the file at `path` (through a symlink: its target) keeping its permissions, or make it."""
+    """Replace the file at `path` (through a symlink: its target) keeping its permissions, or make it.
+    A device or a pipe (`-o /dev/stdout`) is written to as it is: it cannot be replaced."""
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        with open(path, "wb") as f:
+            f.write(data)
+        return
     path = Path(os.path.realpath(path))
-    mode = path.stat().st_mode & 0o7777 if path.is_file() else _default_mode()
+    mode = path.stat().st_mode & 0o777 if path.is_file() else _default_mode()
     fd, tmp = _temp_beside(path)
     os.chmod(tmp, mode)
     try:

@@ -507,8 +507,8 @@ def test_a_folder_or_a_non_path_as_destination_fails_before_any_work(tiny, tmp_p
 
 def test_good_arguments_of_other_types_are_taken(tiny, tmp_path):
     result = tiny.export("pt2", tmp_path / "model.pt2", seed=np.int64(3), dims={"T": 5},
-                         latency_batch_sizes=[1], latency_max_seconds=5)
+                         latency_batch_sizes=[1], latency_max_seconds=5, batch_sizes=(np.int64(2), 6))
     options = json.loads(result.manifest.read_text())["options"]
-    assert options["seed"] == 3 and options["dims"] == {"T": 5}
+    assert options["seed"] == 3 and options["dims"] == {"T": 5} and options["batch_sizes"] == [2, 6]
     assert options["latency_batch_sizes"] == [1] and options["latency_max_seconds"] == 5.0
-    assert result.verification.samples == ({"N": 2, "T": 5}, {"N": 7, "T": 8})
+    assert result.verification.samples == ({"N": 2, "T": 5}, {"N": 6, "T": 8})

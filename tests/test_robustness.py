@@ -196,3 +196,16 @@ def test_api_paths_of_the_wrong_type_are_type_errors():
         with pytest.raises(TypeError) as err:
             call(arg)
         assert str(err.value) == message
+
+
+def test_python_callers_may_pass_numpys_numbers_and_tuples():
+    """The schema is strict about spec text (`true` is no number); from Python, np.int64(4) and (2, 4) are."""
+    import numpy as np
+
+    from specc.train.overrides import apply, from_kwargs
+
+    compiled = specc.compile(ROOT / "specs" / "tutorial_mlp.dlspec", params={"classes": np.int64(3)})
+    assert compiled.model.fc3.out_features == 3
+    spec = apply(compiled.spec, from_kwargs({"metrics": ("accuracy",), "epochs": np.int32(2),
+                                             "schedule": {"kind": "multistep", "milestones": (1, 2)}}))
+    assert (spec.train.metrics, spec.train.epochs, spec.train.schedule.milestones) == (["accuracy"], 2, [1, 2])

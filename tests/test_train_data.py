@@ -396,6 +396,10 @@ def test_a_label_equal_to_the_losss_ignore_index_is_kept(tmp_path):
     with pytest.raises(SpecError) as err:  # without it, 255 is out of range: the default ignore_index is -100
         load(plan_of(tmp_path, NPZ_SPEC))
     assert "has the class label 255 at index 1" in err.value.diagnostics[0].message
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 2), "float32"), label=np.array([0, 255, 2, 4]))
+    with pytest.raises(SpecError) as err:  # 4 lies between the smallest and largest label, yet is no class
+        load(plan)
+    assert "has the class label 4 at index 3" in err.value.diagnostics[0].message
 
 
 TOKENS_SPEC = """spec 1

@@ -382,3 +382,15 @@ def test_an_early_stopped_run_resumed_with_more_patience_goes_on(tmp_path, capsy
     specc.compile(spec).train(out_dir=run, resume=True, **{"early_stop.patience": 5})
     assert "note: resuming with changed settings: early_stop.patience (1 -> 5)" in capsys.readouterr().out
     assert [r["epoch"] for r in records(run)] == [1, 2, 3, 4]
+
+
+def test_nproc_puts_back_the_callers_signal_handlers_and_environment(tmp_path, monkeypatch):
+    """torchrun's agent runs in the calling process: what it changes there is undone after the run."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    environ = dict(os.environ)
+    spec = write(tmp_path, LINEAR.replace("epochs = 2", "epochs = 1"))
+    assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--nproc", "2"]) == 0
+    assert records(tmp_path / "run")[-1]["epoch"] == 1
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
+    assert dict(os.environ) == environ

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
+from ..schema.values import plain
 from .base import Built, ExportError, ExportResult, Job, Sample
 from .checks import check_destination, check_free, check_options, check_path
 from .manifest import build_manifest, manifest_path, write_manifest
@@ -37,6 +38,7 @@ def resolve_options(exporter, spec, options: dict) -> dict:
     """Schema defaults, then the spec's `export` section, then the caller's options."""
     schema = exporter.OPTIONS
     fields = set(schema.model_fields)
+    options = {k: plain(v, lists=k in fields) for k, v in options.items()}  # np.int64, (1, 4): a caller's numbers
     extra = dict(COMMON_OPTIONS) | dict(getattr(exporter, "EXTRA_OPTIONS", {}))
     unknown = sorted(set(options) - fields - set(extra))
     if unknown:

@@ -186,7 +186,7 @@ class YamlDocument:
             col = columns[0] if columns else raw.find(text.split("\n", 1)[0], node_span.col - 1) if raw else -1
             text = (" " * col if col >= 0 else "") + text
             if columns and columns[-1] - columns[0] != len(text) - col:
-                move = functools.partial(_column_moved, columns=columns, pad=col)
+                move = functools.partial(_column_moved, columns=columns, pad=col, where=(self.file, node_span.line))
         try:
             tree = parse(text, self.file, start=start, line_offset=offset, folded=folded)
             return _moved(to_ast(tree, self.file, offset), move)
@@ -212,8 +212,12 @@ def _quoted_columns(raw: str, start: int, value: str) -> list[int] | None:
     return columns + [i] if len(columns) == len(value) and i < len(raw) else None
 
 
-def _column_moved(span: SourceSpan, columns: list[int], pad: int) -> SourceSpan:
-    """A span of the unescaped text (its value starting at column pad + 1) moved onto the file's columns."""
+def _column_moved(span: SourceSpan, columns: list[int], pad: int, where: tuple[str, int]) -> SourceSpan:
+    """A span of the unescaped text (its value starting at column pad + 1) moved onto the file's columns;
+    a span elsewhere (another file or line, as a note may have) is left as it is."""
+    if (span.file, span.line) != where:
+        return span
+
     def moved(col: int) -> int:
         k = col - 1 - pad
         return columns[k] + 1 if 0 <= k < len(columns) else col

@@ -6,7 +6,6 @@ anything computed from a poisoned value is poisoned silently, so one mistake giv
 """
 from __future__ import annotations
 
-import builtins
 import difflib
 import keyword
 import math
@@ -56,9 +55,12 @@ GRAPH_MODULE_ATTRIBUTES = frozenset("""
     _tracer_extras _unregister_create_node_hook _unregister_deepcopy_hook _unregister_erase_node_hook
     _unregister_replace_node_hook _wrapped_call
 """.split())
-# Names the Python that specc generates already uses at module level (`specc emit --python` writes the
-# model as a class beside them; Python's builtins included): a model of the same name would shadow one.
-EMITTED_NAMES = frozenset({"torch", "nn", "operator", "_install", "_Parameter"} | set(dir(builtins)))
+# Names the Python that specc generates uses at module level (`specc emit --python` writes the model
+# as a class beside them): a model of the same name would shadow one.
+EMITTED_NAMES = frozenset("""
+    torch nn operator _install _Parameter
+    super setattr getattr isinstance len range slice tuple list dict int float bool str object type print
+""".split())
 BUILTINS = ("channels", "dim", "rank", "features", "min", "max", "int", "float", "len", "sqrt")
 
 
@@ -833,8 +835,11 @@ class Builder:
                                help="layers need fixed sizes to make their weights")
                 else:
                     msg = e["msg"].removeprefix("Value error, ")
+                    value = kwargs.get(field_name)
+                    whole = isinstance(value, float) and value.is_integer() and e["type"] == "int_type"
                     self.error("E0405", f"{func} argument `{field_name}`: {msg[0].lower() + msg[1:]}", span, scope,
-                               label=f"got {_show(kwargs.get(field_name))}")
+                               label=f"got {_show(value)}", help="write a whole number without a point; `/` gives a "
+                               "float, `//` a whole number (or use int(...))" if whole else None)
             raise StmtError()
         lo, hi = op.inputs
         if not (lo <= len(tensors) and (hi is None or len(tensors) <= hi)):

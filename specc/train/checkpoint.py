@@ -62,13 +62,13 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-# What a position checkpoint (step-*.pt) holds; best.pt holds the model and its metrics only.
+# What a position checkpoint (step-*.pt) holds, all of it needed to resume.
 POSITION_KEYS = ("model", "optimizer", "scheduler", "rng", "position", "partial", "elapsed", "stopped_early",
                  "early_stop", "best", "spec", "train")
 
 
-def load(path: Path, keys: tuple[str, ...] = POSITION_KEYS) -> dict:
-    """A checkpoint's state; ValueError saying why when the file is damaged or is not one."""
+def load(path: Path) -> dict:
+    """A position checkpoint's state; ValueError saying why when the file is damaged or is not one."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - garbage bytes fail anywhere in the unpickler (IndexError, ...)
@@ -76,7 +76,7 @@ def load(path: Path, keys: tuple[str, ...] = POSITION_KEYS) -> dict:
                          "it is damaged or not a checkpoint") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path.name} is not a specc training checkpoint (format {FORMAT})")
-    missing = [k for k in keys if k not in state]
+    missing = [k for k in POSITION_KEYS if k not in state]
     if missing:
         raise ValueError(f"{path.name} is not a complete training checkpoint (it has no {', '.join(missing)})")
     return state

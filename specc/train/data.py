@@ -589,7 +589,7 @@ def _check_array(f: Field, array, what: str, spec_span) -> None:
         index = _first(~np.isfinite(array))
         _array_error(f, f"{what} has {array[index]} at index {_fmt_index(index)}, which is not a finite number",
                      "not a finite number", spec_span)
-    if f.class_indices and not (_is_label(lo, f) and _is_label(hi, f) and lo >= 0):
+    if f.class_indices and not (lo >= 0 and (f.classes is None or hi < f.classes)):  # else: look at each
         index = _first(~_is_label(array, f))
         if index is not None:
             _array_error(f, f"{what} has the class label {array[index]} at index {_fmt_index(index)}, "

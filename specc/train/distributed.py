@@ -17,6 +17,8 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import signal
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -98,28 +100,44 @@ def session(plan):
 def relaunch(nproc: int, argv: list[str]) -> int:
     """Run `specc <argv>` in `nproc` processes on this machine, with torchrun's agent in this process;
     the first failing process's exit code (its errors are on stderr already: no launcher traceback)."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    os.environ.setdefault("LOGLEVEL", "ERROR")
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
-    agent_logs = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
-                  if name.startswith("torch.distributed")]
-    levels = [log.level for log in agent_logs]
-    for log in agent_logs:  # "Sending process ... SIGTERM", "failed (exitcode: 1)": the processes said why
+    with _agent_quarters(nproc):
+        try:
+            run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "specc", *argv]))
+        except ChildFailedError as err:
+            _, first = err.get_first_failure()
+            return first.exitcode if first.exitcode > 0 else 1
+        except SignalException as err:  # the agent stopped the processes (rank 0 says "specc: interrupted")
+            return 128 + err.sigval
+    return 0
+
+
+@contextmanager
+def _agent_quarters(nproc: int):
+    """What torchrun's agent changes in its process (environment, signal handlers, log levels), set
+    for the run and put back after it, so that a program calling specc keeps its own."""
+    environ = dict(os.environ)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    main_thread = threading.current_thread() is threading.main_thread()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)}
+    logs = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+            if name.startswith("torch.distributed")]
+    levels = [log.level for log in logs]
+    for log in logs:  # "Sending process ... SIGTERM", "failed (exitcode: 1)": the processes said why
         log.setLevel(logging.CRITICAL)
     try:
-        run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "specc", *argv]))
-    except ChildFailedError as err:
-        _, first = err.get_first_failure()
-        return first.exitcode if first.exitcode > 0 else 1
-    except SignalException as err:  # the agent stopped the processes (rank 0 says "specc: interrupted")
-        return 128 + err.sigval
+        yield
     finally:
-        for log, level in zip(agent_logs, levels):
+        os.environ.clear()
+        os.environ.update(environ)
+        if main_thread:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        for log, level in zip(logs, levels):
             log.setLevel(level)
-    return 0
 
 
 # ---- wrapping --------------------------------------------------------------------------------

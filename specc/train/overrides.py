@@ -7,13 +7,13 @@ overridden setting, points at the `--set` that caused it.
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import Diagnostic, Failed, SpecError
 from ..schema.train import TrainConfig
+from ..schema.values import plain
 from ..source import SourceSpan, register_source
 
 SET_SOURCE = "<--set>"
@@ -62,20 +62,9 @@ def from_kwargs(kwargs: dict) -> list[Override]:
         parts = key.split(".")
         if parts[0] == "train" and len(parts) > 1:
             parts = parts[1:]
-        out.append(Override(_path(parts), _python_number(value),
+        out.append(Override(_path(parts), plain(value, lists=True),
                             SourceSpan(KWARGS_SOURCE, line, 1, line, len(texts[line - 1]) + 1)))
     return out
-
-
-def _python_number(value):
-    """numpy's scalars (a sweep's `np.int64(3)`) as Python's int and float, which the schema takes."""
-    if isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    return value
 
 
 def _path(parts) -> tuple:

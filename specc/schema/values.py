@@ -1,0 +1,25 @@
+"""Values a Python caller passes (numpy's scalars, tuples, ranges) as the plain values that the
+strict schema takes. The strict schema refuses `true` for a number in a spec; from Python, an
+`np.int64(3)` or a tuple of batch sizes is what a caller means, so it is converted first."""
+from __future__ import annotations
+
+import numbers
+
+
+def plain(value, *, lists: bool = False):
+    """numpy's scalars as bool/int/float, through lists, tuples and dicts; with `lists`, tuples and
+    ranges become lists (the schema's list settings)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if type(value).__name__ == "bool_":  # numpy's bool is not a numbers.Integral
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: plain(v, lists=lists) for k, v in value.items()}
+    if isinstance(value, (list, tuple, range)):
+        items = [plain(v, lists=lists) for v in value]
+        return items if lists or not isinstance(value, tuple) else tuple(items)
+    return value
