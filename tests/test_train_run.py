@@ -344,7 +344,7 @@ def test_a_batch_that_does_not_split_over_the_processes_fails_before_torchrun(tm
     assert capsys.readouterr().err.count("batch_size 15 is the global batch and must split evenly over 2") == 1
 
 
-def test_lightning_engine_guards_a_run_folder_as_the_specc_engine_does(reference, tmp_path):
+def test_both_engines_guard_a_run_folder_alike(reference, tmp_path):
     spec, done = reference
     run = _unfinished(done, tmp_path / "specc_run")
     with pytest.raises(UsageError, match="holds a run of the specc engine .step-00000009.pt."):
@@ -357,6 +357,11 @@ def test_lightning_engine_guards_a_run_folder_as_the_specc_engine_does(reference
     (light / "summary.json").unlink()  # as if it had been interrupted
     with pytest.raises(UsageError, match="holds an unfinished run"):
         specc.compile(spec).train(out_dir=light, engine="lightning", epochs=1, verbose=False)
+    with pytest.raises(UsageError, match="holds an unfinished run"):  # the specc engine guards it too
+        specc.compile(spec).train(out_dir=light, epochs=1, verbose=False)
+    with pytest.raises(UsageError, match="holds a run of the lightning engine .last.ckpt.: resume it with "
+                                         'engine = "lightning"'):
+        specc.compile(spec).train(out_dir=light, epochs=1, resume=True, verbose=False)
 
 
 def test_an_error_met_by_every_process_is_reported_once_without_a_launcher_traceback(tmp_path):

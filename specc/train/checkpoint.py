@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import UsageError
 from ..io import atomic_path
+from .progress import SUMMARY_FILE
 
 FORMAT = 1
 STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
@@ -114,9 +116,43 @@ class Checkpoints:
         save(self.best_path, {"format": FORMAT, "model": model_state, **info})
         return self.best_path
 
-    def clear(self) -> None:
-        for path in self.steps() + [self.best_path]:
-            path.unlink(missing_ok=True)
+
+# ---- the run folder, for either engine ---------------------------------------------------------
+def engine_checkpoints(run_dir: Path) -> dict[str, list[Path]]:
+    """The checkpoints in OUT/checkpoints by the engine that wrote them."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return {"specc": [], "lightning": []}
+    return {"specc": sorted([*folder.glob("step-*.pt"), *folder.glob("best.pt")]),
+            "lightning": sorted(folder.glob("*.ckpt"))}
+
+
+def previous_run(run_dir: Path, engine: str, resume: bool, resumable: bool, say) -> bool:
+    """Whether a fresh run replaces a finished one in `run_dir`; UsageError for an unfinished run
+    without --resume, or for --resume of the other engine's run. `resumable`: this engine has
+    something to resume from (then --resume continues it and this returns False)."""
+    found = engine_checkpoints(run_dir)
+    other = "lightning" if engine == "specc" else "specc"
+    if resume:
+        if resumable:
+            return False
+        if found[other]:
+            raise UsageError(f"{run_dir} holds a run of the {other} engine ({found[other][-1].name}): resume it "
+                             f'with engine = "{other}", or choose another --out')
+        say(f"note: nothing to resume in {run_dir}: starting a new run")
+    any_found = found["specc"] + found["lightning"]
+    if any_found and not (Path(run_dir) / SUMMARY_FILE).exists():
+        raise UsageError(f"{run_dir} holds an unfinished run (last checkpoint {any_found[-1].name}); "
+                         "pass --resume to continue it, or choose another --out")
+    return bool(any_found)
+
+
+def clear_run(run_dir: Path, say) -> None:
+    """Remove a finished run's checkpoints (either engine's) and summary, saying so."""
+    say(f"note: replacing the finished run in {run_dir}")
+    found = engine_checkpoints(run_dir)
+    for path in found["specc"] + found["lightning"] + [Path(run_dir) / SUMMARY_FILE]:
+        path.unlink(missing_ok=True)
 
 
 def position_from(state: dict) -> Position:

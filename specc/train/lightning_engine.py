@@ -23,14 +23,14 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from ..errors import UsageError
 from .batches import Batches, Shard
+from .checkpoint import clear_run, previous_run
 from .data import load_data
 from .losses import Objective
 from .metrics import Metrics
 from .optim import make_optimizer, make_schedule
 from .plan import TrainingPlan
-from .progress import SUMMARY_FILE, RunLog, interactive, read_metrics
+from .progress import RunLog, interactive, read_metrics
 
 PRECISION = {"32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}
 ACCELERATOR = {"auto": "auto", "cpu": "cpu", "cuda": "gpu", "mps": "mps"}
@@ -140,7 +140,7 @@ def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool,
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     log = RunLog(out, enabled=_global_zero(), verbose=verbose)
-    replaced = _previous_run(out, resume, log)
+    replaced = previous_run(out, "lightning", resume, last.exists(), log.say)
     resume = resume and last.exists()
     model = unwrap(compiled.model)
     model.load_state_dict(initial_weights(compiled.ir, cfg.seed))
@@ -149,9 +149,7 @@ def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool,
     train_batches = EpochBatches(module, dataset.train.tensors, plan, train=True)
     val_batches = EpochBatches(module, dataset.val.tensors, plan, train=False) if dataset.val is not None else None
     if replaced and _global_zero():  # only now that the new run is set up: a failed start loses nothing
-        log.say(f"note: replacing the finished run in {out}")
-        for path in _checkpoints(ckpt_dir) + [out / SUMMARY_FILE]:
-            path.unlink(missing_ok=True)
+        clear_run(out, log.say)
     log.start(fresh=not resume, keep_epochs=_epochs_in(last) if resume else 0)
     trainer = L.Trainer(
         max_epochs=cfg.epochs, accelerator=ACCELERATOR[cfg.device], devices=devices,
@@ -176,31 +174,6 @@ def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool,
                  "last_checkpoint": str(last)})
     log.close()
     return record
-
-
-def _checkpoints(folder: Path) -> list[Path]:
-    """Either engine's checkpoints in OUT/checkpoints."""
-    if not folder.is_dir():
-        return []
-    return sorted([*folder.glob("*.ckpt"), *folder.glob("step-*.pt"), *folder.glob("best.pt")])
-
-
-def _previous_run(out: Path, resume: bool, log: RunLog) -> bool:
-    """What the specc engine checks too: an unfinished run is not overwritten without --resume, and a
-    specc-engine run is not resumed here. True when a fresh run replaces a finished one."""
-    found = _checkpoints(out / "checkpoints")
-    if resume:
-        if (out / "checkpoints" / "last.ckpt").exists():
-            return False
-        specc_engine = [p for p in found if p.suffix == ".pt"]
-        if specc_engine:
-            raise UsageError(f"{out} holds a run of the specc engine ({specc_engine[-1].name}): resume it with "
-                             'engine = "specc", or choose another --out')
-        log.say(f"note: nothing to resume in {out}: starting a new run")
-    if found and not (out / SUMMARY_FILE).exists():
-        raise UsageError(f"{out} holds an unfinished run (checkpoints, no {SUMMARY_FILE}); "
-                         "pass --resume to continue it, or choose another --out")
-    return bool(found)
 
 
 @contextlib.contextmanager

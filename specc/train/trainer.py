@@ -24,13 +24,14 @@ import torch
 from ..errors import Diagnostic, SpecError, UsageError
 from . import distributed
 from .batches import Batches, Shard
-from .checkpoint import FORMAT, Checkpoints, Position, load, position_from, rng_state, set_rng_state
+from .checkpoint import (FORMAT, Checkpoints, Position, clear_run, load, position_from, previous_run, rng_state,
+                         set_rng_state)
 from .data import load_data
 from .losses import Objective
 from .metrics import Metrics
 from .optim import make_optimizer, make_schedule
 from .plan import TrainingPlan
-from .progress import SUMMARY_FILE, RunLog, read_metrics
+from .progress import RunLog, read_metrics
 
 NO_BATCH = 1 << 62
 NO_CONTEXT = contextlib.nullcontext()  # reusable: it keeps no state
@@ -183,31 +184,20 @@ class Trainer:
         self._seed_training()
         if state is not None:
             self._restore(state)
-        if replaced:  # only now that the new run is set up (its data loaded): a failed start loses nothing
-            self._clear_finished_run()
+        if replaced and env.is_main:  # only now that the new run is set up (its data read): a failed start loses nothing
+            clear_run(self.out, self.log.say)
         self.log.start(fresh=state is None, keep_epochs=self.position.epoch)
 
     # ---- preparation ------------------------------------------------------------------------
     def _initial_state(self, resume: bool) -> tuple[dict | None, bool]:
         """The checkpoint to continue from (--resume) or None for a fresh run, and whether a fresh run
         replaces a finished one in the folder."""
-        latest = self.ckpts.latest()
-        finished_before = (self.out / SUMMARY_FILE).exists()
-        if resume and latest is not None:
+        resumable = self.ckpts.latest() is not None
+        replaces = previous_run(self.out, "specc", resume, resumable, self.log.say)
+        if resume and resumable:
             return self._resume_state(), False
-        if resume:
-            self.log.say(f"note: nothing to resume in {self.out}: starting a new run")
-        elif latest is not None and not finished_before:
-            raise UsageError(f"{self.out} holds an unfinished run (last checkpoint {latest.name}); "
-                             "pass --resume to continue it, or choose another --out")
         distributed.gather(None, self.env)  # everyone has looked before rank 0 clears the folder
-        return None, latest is not None
-
-    def _clear_finished_run(self) -> None:
-        if self.env.is_main:
-            self.log.say(f"note: replacing the finished run in {self.out}")
-            self.ckpts.clear()
-            (self.out / SUMMARY_FILE).unlink(missing_ok=True)
+        return None, replaces
 
     def _resume_state(self) -> dict:
         """The newest checkpoint that loads: a damaged newer one is skipped (the older ones are good)."""
