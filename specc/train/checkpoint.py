@@ -74,8 +74,8 @@ def load(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - garbage bytes fail anywhere in the unpickler (IndexError, ...)
-        raise ValueError(f"{path.name} cannot be read ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
-                         "it is damaged or not a checkpoint") from None
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"{path.name} cannot be read ({reason}); it is damaged or not a checkpoint") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path.name} is not a specc training checkpoint (format {FORMAT})")
     missing = [k for k in POSITION_KEYS if k not in state]

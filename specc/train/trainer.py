@@ -159,7 +159,7 @@ class Trainer:
         self.plan, self.cfg, self.env, self.out = plan, plan.config, env, out
         self.spec = compiled.spec
         self.autocast = self._autocast()  # settings this machine cannot run fail before anything is touched
-        self._check_batch_split()
+        check_batch_split(plan, env.world)
         self.ckpts = Checkpoints(out, self.cfg.checkpoints.keep_last)
         self.log = RunLog(out, enabled=env.is_main, verbose=verbose)
         state, replaced = self._initial_state(resume)
@@ -257,9 +257,6 @@ class Trainer:
         if len(train) == 0:
             raise SpecError([Diagnostic("E0702", "the training split has no batches", plan.span("data"))])
         return train, val
-
-    def _check_batch_split(self) -> None:
-        check_batch_split(self.plan, self.env.world)
 
     def _autocast(self):
         precision, device = self.cfg.precision, self.env.device
