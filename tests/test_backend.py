@@ -265,6 +265,14 @@ def test_gpt2_lm_head_is_the_token_embedding():
     assert sum(p.numel() for p in model.parameters()) == 124_439_808
 
 
+def test_ties_survive_to_empty_off_the_meta_device():
+    """PyTorch's to_empty() gives each module a Parameter of its own; the compiled model ties them again."""
+    model = specc.compile(ROOT / "specs" / "gpt2_small.dlspec", device="meta").model.to_empty(device="cpu")
+    assert model.get_parameter("lm_head.weight") is model.get_parameter("wte.weight")
+    assert not model.wte.weight.is_meta
+    assert sum(p.numel() for p in model.parameters()) == 124_439_808
+
+
 def test_runtime_error_names_the_spec_line():
     model = specc.compile(ROOT / "specs" / "digits_cnn.dlspec").model
     with pytest.raises(RuntimeError) as info:

@@ -34,6 +34,8 @@ def build_module(graph: Graph, *, device=None, dtype=None) -> fx.GraphModule:
         _tie(root, tie.target, tie.source)
     gm = fx.GraphModule(root, _fx_graph(graph, root), class_name=graph.name)
     type(gm)._wrapped_call = _SpecLocatedCall(type(gm)._wrapped_call)
+    if graph.ties:
+        type(gm)._apply = _keeping_ties(graph.ties)
     if dtype is not None:
         gm = gm.to(dtype=dtype)
     return gm
@@ -132,6 +134,17 @@ def _tie(root: nn.Module, target: str, source: str) -> None:
     """Make parameter `target` the very same nn.Parameter as `source` (counted once)."""
     module_path, _, name = target.rpartition(".")
     setattr(root.get_submodule(module_path), name, root.get_parameter(source))
+
+
+def _keeping_ties(ties):
+    """nn.Module._apply, then the ties again: `to_empty()` off the meta device gives every module a new
+    Parameter of its own, which would untie GPT-2's LM head from its token embedding."""
+    def _apply(self, fn, recurse=True):
+        fx.GraphModule._apply(self, fn, recurse)
+        for tie in ties:
+            _tie(self, tie.target, tie.source)
+        return self
+    return _apply
 
 
 def _initialise(module: nn.Module, init: dict) -> None:
