@@ -65,6 +65,17 @@ def test_symbolic_dims_flow_through(tmp_path):
     assert graph.symbols == ("N", "T")
 
 
+def test_symbolic_sizes_print_as_they_compute():
+    """A floor division inside a product or after a leading minus keeps its parentheses:
+    `2*T//2` would read as (2*T)//2 = T, and `-T//2` as (-T)//2."""
+    from specc.ir import dims as D
+
+    half = D.floordiv(D.Sym.var("T"), 2)
+    assert [str(d) for d in (half, D.mul(2, half), D.mul(D.Sym.var("H"), half), D.sub(16, half),
+                             D.sub(D.Sym.var("H"), half))] == \
+        ["T//2", "2*(T//2)", "H*(T//2)", "-(T//2) + 16", "H - T//2"]
+
+
 def test_yaml_and_dlspec_give_the_same_ir(tmp_path):
     (tmp_path / "m.yaml").write_text("""spec: 1
 models:

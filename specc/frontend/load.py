@@ -82,7 +82,11 @@ def load_text(text: str, file: str) -> Spec:
     try:
         spec = Spec.model_validate(doc)
     except ValidationError as err:
-        diagnostics += schema_diagnostics(err, doc, source_map, file)
+        # A value the YAML loader refused (a syntax error in a statement, a number out of range) was
+        # left as None: the schema's complaint about it would report the same problem again.
+        found = tuple(diagnostics)
+        diagnostics += [d for d in schema_diagnostics(err, doc, source_map, file)
+                        if not (d.code == "E0202" and any(d.span.cover(f.span) == d.span for f in found if f.span))]
     if diagnostics:
         raise SpecError(diagnostics)
     spec._path = file

@@ -19,7 +19,6 @@ from ..errors import Diagnostic, Failed
 from ..ir.evaluate import MAX_INT
 from ..source import SourceSpan
 
-REFUSED = object()  # a scalar reported as unusable
 MAX_EXPANDED_NODES = 1_000_000  # more than this after alias expansion is an alias bomb
 
 
@@ -106,13 +105,10 @@ class YamlDocument:
                     self._error("E0207", f"`{key}` is set twice", key_node)
                     continue
                 self.source_map[path + (key,)] = _span(self.file, key_node).cover(_span(self.file, value_node))
-                value = self._plain(value_node, path + (key,))
-                if value is not REFUSED:  # reported already: left out, so the schema does not report it again
-                    out[key] = value
+                out[key] = self._plain(value_node, path + (key,))
             return out
         if isinstance(node, yaml.SequenceNode):
-            items = [self._plain(v, path + (i,)) for i, v in enumerate(node.value)]
-            return REFUSED if any(v is REFUSED for v in items) else items
+            return [self._plain(v, path + (i,)) for i, v in enumerate(node.value)]
         if node.style in ("|", ">") or (node.style is None and node.end_mark.line > node.start_mark.line):
             self._block_scalars[path] = node
         constructor = Loader.yaml_constructors.get(node.tag)
@@ -125,10 +121,10 @@ class YamlDocument:
             value = MAX_INT + 1
         if isinstance(value, int) and abs(value) > MAX_INT:
             self._error("E0602", "this integer is too large: specc's integers fit in 64 bits (at most 2**63 - 1)", node)
-            return REFUSED
+            return None
         if isinstance(value, float) and math.isinf(value):
             self._error("E0602", "numbers must be finite", node)
-            return REFUSED
+            return None
         if not isinstance(value, (str, int, float, bool, type(None))):
             value = str(value)  # timestamps and the like: keep the text
         return value
@@ -270,4 +266,6 @@ def _literal_ast(value, span: SourceSpan):
 def load_yaml(text: str, file: str):
     loader = YamlDocument(file)
     doc = loader.load(text)
-    return doc, loader.source_map, loader.diagnostics
+    # in the file's order: statements and types are parsed after the whole document is read
+    diagnostics = sorted(loader.diagnostics, key=lambda d: (d.span.line, d.span.col) if d.span else (0, 0))
+    return doc, loader.source_map, diagnostics

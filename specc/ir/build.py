@@ -220,14 +220,32 @@ class Builder:
                 continue
             sub = Builder(imported, import_stack=self.import_stack)
             self.diagnostics += sub.diagnostics
-            self.library.blocks.update(sub.library.blocks)
-            self.library.constants.update(sub.library.constants)
-        for name, block in spec.blocks.items():
-            self.library.blocks[name] = (block, spec)
-        for name, expr in spec.constants.items():
-            self.library.constants[name] = (expr, spec)
+            for kind, names, theirs in (("block", self.library.blocks, sub.library.blocks),
+                                        ("constant", self.library.constants, sub.library.constants)):
+                for name, entry in theirs.items():
+                    self._define(kind, names, name, entry, span)
+        for kind, names, section, defined in (("block", self.library.blocks, "blocks", spec.blocks),
+                                              ("constant", self.library.constants, "constants", spec.constants)):
+            for name, definition in defined.items():
+                self._define(kind, names, name, (definition, spec), spec.span(section, name))
+
+    def _define(self, kind: str, names: dict, name: str, entry: tuple, span: SourceSpan | None) -> None:
+        """Add a block or constant to the library; the same name from two files is an error (a file
+        imported twice, or by two of the imports, brings the same definitions and is no clash)."""
+        first = names.get(name)
+        if first is not None and Path(first[1].path).resolve() != Path(entry[1].path).resolve():
+            self.error("E0208", f"{kind} `{name}` is defined both in {_display_path(Path(first[1].path))} "
+                       f"and in {_display_path(Path(entry[1].path))}", span, label="second definition",
+                       help=f"rename one of them: specc has one namespace for the {kind}s of a file and its imports")
+            return
+        names[name] = entry
 
     # ---- constants ----
+    def check_constants(self) -> None:
+        """Evaluate the file's own constants, used or not: `check` reports every error of a file."""
+        for name in self.spec.constants:
+            self.constant(name)
+
     def constant(self, name: str):
         if name in self._const_cache:
             return self._const_cache[name]
@@ -236,7 +254,7 @@ class Builder:
             raise EvalError(f"constant `{name}` is defined in terms of itself")
         self._const_busy.add(name)
         try:
-            value = self.static(expr, Scope("", {}))
+            value = self._try_static(expr, Scope("", {}))  # an error is reported once; every use gets POISON
         finally:
             self._const_busy.discard(name)
         self._const_cache[name] = value
@@ -517,10 +535,7 @@ class Builder:
         if e.id in scope.values:
             return scope.values[e.id]
         if e.id in self.library.constants:
-            try:
-                return self.constant(e.id)
-            except StmtError:
-                return POISON
+            return self.constant(e.id)
         if symbols:
             self.symbols.add(e.id)
             return D.Sym.var(e.id)
@@ -752,9 +767,11 @@ class Builder:
             order = [f for f in order if f not in op.inferred]
         if len(positional) > len(order):
             extra = positional[len(order)]
+            by_name = [f for f in op.params.model_fields if f not in order and f not in op.inferred]
             self.fail("E0407", f"{op.name} takes at most {len(order)} positional argument"
                       f"{'s' if len(order) != 1 else ''} ({', '.join(order) or 'none'})", extra.span, scope,
-                      label="one too many", help="pass the others by name, e.g. `stride = 2`")
+                      label="one too many", help=f"pass the others by name, e.g. `{by_name[0]} = ...`" if by_name
+                      else f"e.g. {op.example}" if op.example else None)
         kwargs, spans, init = {}, {}, None
         for field_name, a in zip(order, positional):
             kwargs[field_name], spans[field_name] = self.static(a.value, scope), a.span
@@ -1048,6 +1065,7 @@ def _shape_text(t: TensorType) -> str:
 def build(spec, model: str | None = None, *, params: dict | None = None, max_params: int = MAX_PARAMS):
     """Build one model's IR. Returns (graph or None, diagnostics)."""
     builder = Builder(spec, max_params=max_params)
+    builder.check_constants()
     if not spec.models:
         return None, builder.diagnostics
     if model is None:
@@ -1067,6 +1085,7 @@ def build(spec, model: str | None = None, *, params: dict | None = None, max_par
 def build_all(spec, *, max_params: int = MAX_PARAMS):
     """Build every model of a spec (for `check`). Returns (graphs, diagnostics)."""
     builder = Builder(spec, max_params=max_params)
+    builder.check_constants()
     graphs = {}
     for name in spec.models:
         graphs[name] = builder.build_model(name)

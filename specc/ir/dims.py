@@ -75,7 +75,10 @@ class Sym:
     def __str__(self):
         parts = []
         for mono, coef in self.terms:
-            body = "*".join(str(a) for a in mono)
+            # `2*(T//2)`, `H*(W//2)` and a leading `-(T//2)`: written without the parentheses they
+            # would read as floor divisions of the product (of -T), which are other sizes.
+            alone = len(mono) == 1 and (coef == 1 or (coef == -1 and parts))
+            body = "*".join(str(a) if isinstance(a, str) or alone else f"({a})" for a in mono)
             if not mono:
                 text = str(abs(coef))
             elif abs(coef) == 1:
