@@ -116,11 +116,17 @@ SYMBOLIC = [
     ("Slice", [f32(N, T, 8)], {"dim": 1, "start": 1}, ["float32[N, T - 1, 8]"]),
     ("Slice", [f32(N, T, 8)], {"dim": 1, "end": 4}, ["float32[N, 4, 8]"]),
     ("Slice", [f32(N, T, 8)], {"dim": 1, "start": -4}, ["float32[N, 4, 8]"]),
+    ("Slice", [f32(N, T, 8)], {"dim": 1, "start": 5, "end": 2}, ["float32[N, 0, 8]"]),
+    ("Slice", [f32(N, T, 8)], {"dim": 1, "start": -3, "end": -5}, ["float32[N, 0, 8]"]),
     ("Add", [f32(N, T, 4), f32(T, 4)], {}, ["float32[N, T, 4]"]),
     ("Mul", [f32(N, 1, 4), f32(N, T, 1)], {}, ["float32[N, T, 4]"]),
     ("Div", [i64(N, T)], {"other": 2}, ["float32[N, T]"]),
     ("Mul", [i64(N, T)], {"other": 2}, ["int64[N, T]"]),
     ("Add", [f32(N, T), TensorType("float16", (N, T))], {}, ["float32[N, T]"]),
+    ("Add", [TensorType("float16", (N, T)), f32()], {}, ["float16[N, T]"]),  # a 0-d tensor acts as a number
+    ("Mul", [TensorType("int16", (N,)), i64()], {}, ["int16[N]"]),
+    ("Sub", [i64(N), TensorType("float64", ())], {}, ["float64[N]"]),
+    ("Sum", [f32()], {}, ["float32[]"]),
     ("MatMul", [f32(N, T, 64), f32(N, 64, T)], {}, ["float32[N, T, T]"]),
     ("MatMul", [f32(N, T, 64), f32(64)], {}, ["float32[N, T]"]),
     ("Mean", [f32(N, T, 8)], {"dim": 1}, ["float32[N, 8]"]),
@@ -194,6 +200,10 @@ def test_dtype_errors():
     assert e.message == "Embedding expects int64 or int32 token ids but got float32[N, T]"
     assert error("Linear", i64(N, 4), out_features=2).code == "E0306"
     assert error("Mean", i64(N, 4)).code == "E0306"
+    e = error("ScaledDotProductAttention", f32(N, T, 8), TensorType("float64", (N, T, 8)), f32(N, T, 8))
+    assert (e.code, e.input, e.message) == ("E0306", 1, "ScaledDotProductAttention needs all inputs of one "
+                                            "dtype, got float32 and float64")
+    assert error("MultiheadAttention", f32(N, T, 8), TensorType("float16", (N, T, 8)), num_heads=2).input == 1
 
 
 def test_shape_errors():
@@ -229,6 +239,13 @@ def test_bad_parameter_errors():
     assert error("Reshape", f32(N, 64), shape=(0, 32)).code == "E0307"
     assert error("Reshape", f32(N, 64), shape=(-1, -1)).code == "E0307"
     assert error("Unflatten", f32(N, 10), dim=1, sizes=(3, -1)).code == "E0307"
+    e = error("Unflatten", f32(N, 4), dim=1, sizes=(-2, -2))  # the product is right, torch still refuses
+    assert (e.code, e.arg, e.message) == ("E0307", "sizes",
+                                          "Unflatten got a negative size -2 in sizes; only -1 (inferred) is allowed")
+    assert error("Reshape", f32(N, 64), shape=(-2, -1)).arg == "shape"
+    e = error("Slice", f32(N, T), dim=1, start=-3, end=10)  # min(T, 10) - max(T - 3, 0): no one formula
+    assert (e.code, e.arg) == ("E0302", "end")
+    assert out("Slice", f32(N, 12), dim=1, start=-3, end=10) == ["float32[N, 1]"]
     assert error("Permute", f32(N, T, 4), dims=(0, 1, 1)).arg == "dims"
     e = error("Flatten", f32(N, 4), start_dim=2)
     assert (e.code, e.arg, e.message) == ("E0307", "start_dim", "Flatten got start_dim 2 but its input has 2 dims")

@@ -118,6 +118,11 @@ CASES = [
     ("Mul", {"other": 0.5}, [(I64, (2, 3))]),
     ("Div", {}, [(I64, (2, 3)), (I64, (2, 3))]),
     ("Div", {"other": 2.0}, [(2, 3)]),
+    # a 0-d tensor (a Sum over every dim) raises the category of the result, never its size within one
+    ("Add", {}, [("float16", (2, 3)), (F32, ())]),
+    ("Sub", {}, [(I64, ()), ("int16", (2, 3))]),
+    ("Mul", {}, [("int8", (2, 3)), ("float64", ())]),
+    ("Div", {}, [(F32, ()), ("bfloat16", (3,))]),
     ("MatMul", {}, [(2, 3, 4), (4, 5)]),
     ("MatMul", {}, [(4,), (2, 4, 5)]),
     ("MatMul", {}, [(2, 1, 3, 4), (3, 4, 2)]),
@@ -126,6 +131,8 @@ CASES = [
     ("Sum", {}, [(2, 3, 4)]),
     ("Sum", {"keepdim": True}, [(2, 3, 4)]),
     ("Sum", {"dim": -1}, [(I64, (2, 3))]),
+    ("Mean", {}, [(F32, ())]),
+    ("Sum", {"keepdim": True}, [(I64, ())]),
 ]
 
 
@@ -138,6 +145,11 @@ REFUSED = [
     ("Sub", {}, [("bool", (2, 3)), ("bool", (2, 3))]),
     ("Sub", {}, [(2, 3), ("bool", (2, 3))]),
     ("Sub", {"other": 1}, [("bool", (2, 3))]),
+    ("Unflatten", {"dim": 0, "sizes": (-2, -1)}, [(2, 4)]),
+    ("Reshape", {"shape": (-2, -4)}, [(2, 4)]),
+    ("ScaledDotProductAttention", {}, [("float64", (1, 3, 4)), (F32, (1, 3, 4)), ("float64", (1, 3, 4))]),
+    ("MultiheadAttention", {"embed_dim": 4, "num_heads": 2, "kdim": 4, "vdim": 4},
+     [(1, 3, 4), ("float64", (1, 3, 4))]),
 ]
 
 
@@ -281,6 +293,15 @@ def test_sdpa_dropout_only_while_training():
     assert torch.equal(a, b)
     (c,), _ = _run("ScaledDotProductAttention", {"dropout_p": 0.9}, q, q, q, train=True)
     assert not torch.allclose(b, c)
+
+
+@pytest.mark.parametrize("start,end,step", [(5, 2, 1), (-3, -5, 1), (-1, -6, 2), (2, -1, 2), (-4, None, 3)])
+def test_symbolic_slice_length_agrees_with_torch(start, end, step):
+    op, t = OPS["Slice"], dims.Sym.var("T")
+    out, = op.infer(op.params(dim=1, start=start, end=end, step=step), (TensorType(F32, (2, t)),)).outputs
+    length = out.shape[1]
+    for size in (6, 7, 12):
+        assert dims.substitute(length, {"T": size}) == torch.zeros(2, size)[:, start:end:step].shape[1]
 
 
 def test_tensor_ops_numerics():

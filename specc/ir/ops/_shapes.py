@@ -150,11 +150,15 @@ def broadcast(op: str, a: tuple[Dim, ...], b: tuple[Dim, ...], ta=None, tb=None)
     return tuple(out)
 
 
+def _kind(dtype: str) -> int:
+    """torch's dtype categories, in promotion order: bool < integer < floating point."""
+    return 2 if dtype in FLOAT_DTYPES else 1 if dtype in INT_DTYPES else 0
+
+
 def promote(*dtypes: str) -> str:
     """The result dtype of an elementwise op on tensors of these dtypes (torch's promotion)."""
-    kind = lambda t: 2 if t in FLOAT_DTYPES else 1 if t in INT_DTYPES else 0  # noqa: E731
-    top = max(kind(t) for t in dtypes)
-    ts = sorted({t for t in dtypes if kind(t) == top}, key=lambda t: DTYPE_BYTES[t])
+    top = max(_kind(t) for t in dtypes)
+    ts = sorted({t for t in dtypes if _kind(t) == top}, key=lambda t: DTYPE_BYTES[t])
     if len(ts) == 1:
         return ts[0]
     if set(ts) == {"float16", "bfloat16"}:
@@ -162,3 +166,22 @@ def promote(*dtypes: str) -> str:
     if set(ts) == {"int8", "uint8"}:
         return "int16"
     return ts[-1]
+
+
+def promote_tensors(*types: TensorType) -> str:
+    """The result dtype of an elementwise op on these tensors. As in torch, a 0-d tensor (a Sum over
+    every dim) counts like a Python number: it can raise the category (int to float), not the size
+    within one, so float16[N] + float32[] is float16."""
+    sized, scalars = [t.dtype for t in types if t.rank], [t.dtype for t in types if not t.rank]
+    if not sized or not scalars:
+        return promote(*sized, *scalars)
+    a, b = promote(*sized), promote(*scalars)
+    return promote(a, b) if _kind(b) > _kind(a) else a
+
+
+def expect_same_dtype(op: str, inputs: tuple[TensorType, ...]) -> None:
+    """Raise E0306 unless all inputs share one dtype (ops that do not promote: matmul, attention)."""
+    for i, t in enumerate(inputs[1:], 1):
+        if t.dtype != inputs[0].dtype:
+            raise OpError(f"{op} needs {'both' if len(inputs) == 2 else 'all'} inputs of one dtype, got "
+                          f"{inputs[0].dtype} and {t.dtype}", code="E0306", input=i)

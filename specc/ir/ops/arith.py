@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import dims
 from ..types import FLOAT_DTYPES, TensorType
-from ._shapes import broadcast, check, expect_float, norm_dim, promote
+from ._shapes import broadcast, check, expect_float, expect_same_dtype, norm_dim, promote_tensors
 from .base import Inferred, OpDef, OpError, OpParams, register
 
 
@@ -21,7 +21,7 @@ def _binary(name: str):
         if len(inputs) == 2:
             check(p.other is None, f"{name} got both a second input and other {p.other}", arg="other")
             y = inputs[1]
-            shape, dtype = broadcast(name, x.shape, y.shape, x, y), promote(x.dtype, y.dtype)
+            shape, dtype = broadcast(name, x.shape, y.shape, x, y), promote_tensors(x, y)
         else:
             check(p.other is not None, f"{name} needs a second input or a scalar other", arg="other")
             shape, dtype = x.shape, x.dtype
@@ -56,11 +56,10 @@ def _matmul(p, inputs):
     sb = b.shape + (1,) if b.rank == 1 else b.shape
     if sa[-1] != sb[-2]:
         raise OpError(f"MatMul cannot multiply {a} by {b}: {sa[-1]} vs {sb[-2]}", input=1)
-    if a.dtype != b.dtype:
-        raise OpError(f"MatMul needs both inputs of one dtype, got {a.dtype} and {b.dtype}", code="E0306", input=1)
+    expect_same_dtype("MatMul", inputs)
     batch = broadcast("MatMul", sa[:-2], sb[:-2], a, b)
     shape = batch + sa[-2:-1] * (a.rank > 1) + sb[-1:] * (b.rank > 1)
-    return Inferred(p, (TensorType(promote(a.dtype, b.dtype), shape),))
+    return Inferred(p, (TensorType(a.dtype, shape),))
 
 
 register(OpDef(
@@ -83,7 +82,7 @@ def _reduce(name: str):
             expect_float(name, x)
         given = range(x.rank) if p.dim is None else (p.dim,) if isinstance(p.dim, int) else p.dim
         ds = {norm_dim(name, d, x.rank) for d in given}
-        check(len(ds) == len(given) and len(ds) > 0, f"{name} got dim {list(given)}: "
+        check(len(ds) == len(given) and (len(ds) > 0 or p.dim is None), f"{name} got dim {list(given)}: "
               + ("name each dim once" if given else "an empty list; leave `dim` out to reduce over every dim"),
               arg="dim")
         shape = [1 if i in ds else s for i, s in enumerate(x.shape) if p.keepdim or i not in ds]

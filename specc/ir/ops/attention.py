@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from .. import dims
-from ._shapes import Pos, Prob, broadcast, check, expect_float, expect_min_rank, expect_rank, fill, static
+from ._shapes import (Pos, Prob, broadcast, check, expect_float, expect_min_rank, expect_rank, expect_same_dtype,
+                      fill, static)
 from .base import Inferred, OpDef, OpError, OpParams, register
 
 
@@ -22,6 +23,7 @@ def _mha(p: MultiheadAttentionParams, inputs):
     for i, t in enumerate(inputs):
         expect_rank(name, t, "N, T, E", i=i)
         expect_float(name, t, i=i)
+    expect_same_dtype(name, inputs)
     ki, vi = min(1, len(inputs) - 1), len(inputs) - 1  # which input gives the key and the value
     p = fill(name, p, "embed_dim", static(name, q.shape[2], "features", q), "features")
     p = fill(name, p, "kdim", static(name, k.shape[2], "features", k, ki), "features", "its key")
@@ -76,6 +78,7 @@ def _sdpa(p: SDPAParams, inputs):
     for i, t in enumerate(inputs):
         expect_min_rank(name, t, 2, i=i)
         expect_float(name, t, i=i)
+    expect_same_dtype(name, inputs)
     if k.shape[-1] != q.shape[-1]:
         raise OpError(f"{name} got a query {q} and key {k} with different feature sizes", input=1)
     if k.shape[-2] != v.shape[-2]:

@@ -17,6 +17,9 @@ def _op(name, params, infer, doc, example, category="tensor", **kw):
 
 def _fill_minus_one(name: str, sizes: tuple[Dim, ...], total: Dim, what: str, arg: str) -> tuple[Dim, ...]:
     """Resolve one -1 in `sizes` so that their product is `total` (E0307 when impossible)."""
+    for s in sizes:  # symbolic sizes come from the input, never negative
+        check(not dims.is_static(s) or s >= -1, f"{name} got a negative size {s} in {arg}; only -1 "
+              "(inferred) is allowed", arg=arg)
     check(list(sizes).count(-1) <= 1, f"{name} got more than one -1 in {arg}", arg=arg)
     known = dims.prod(s for s in sizes if s != -1)
     try:
@@ -73,7 +76,6 @@ class ReshapeParams(OpParams):
 def _reshape(p: ReshapeParams, inputs):
     x, = inputs
     for i, s in enumerate(p.shape):
-        check(s >= -1, f"Reshape got a negative size {s} in shape", arg="shape")
         check(s != 0 or i < x.rank, f"Reshape got 0 at position {i} but its input {x} has only {x.rank} dims",
               arg="shape")
     sizes = tuple(x.shape[i] if s == 0 else s for i, s in enumerate(p.shape))
@@ -235,13 +237,21 @@ def _slice_len(size: Dim, start: int, end: int | None, step: int) -> Dim:
         return len(range(*slice(start, end, step).indices(size)))
     lo = start if start >= 0 else dims.add(size, start)
     hi = size if end is None else end if end >= 0 else dims.add(size, end)
-    return dims.floordiv(dims.add(dims.sub(hi, lo), step - 1), step)
+    span = dims.sub(hi, lo)
+    if dims.is_static(span):  # both ends counted from the same side: the size cancels out
+        return max(0, -(-span // step))
+    return dims.floordiv(dims.add(span, step - 1), step)
 
 
 def _slice(p: SliceParams, inputs):
     x, = inputs
     d = norm_dim("Slice", p.dim, x.rank)
-    return Inferred(p, (x.with_shape(x.shape[:d] + (_slice_len(x.shape[d], p.start, p.end, p.step),)
+    size = x.shape[d]
+    # x[-3:10] keeps min(size, 10) - max(size - 3, 0) positions: no single formula over a symbol
+    check(dims.is_static(size) or not (p.start < 0 <= (-1 if p.end is None else p.end)),
+          f"Slice from {p.start} to {p.end} needs a fixed size at dim {p.dim} but its input is {x}: "
+          "count both ends from the same side", arg="end", code="E0302")
+    return Inferred(p, (x.with_shape(x.shape[:d] + (_slice_len(size, p.start, p.end, p.step),)
                                      + x.shape[d + 1:]),))
 
 
