@@ -10,17 +10,21 @@ from .errors import UsageError
 
 def save_weights(model, path) -> None:
     """safetensors, written atomically; tied parameters are stored once."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_model
 
     from .io import atomic_path, set_default_mode
 
-    tmp = atomic_path(path)
     try:
-        save_model(model, str(tmp))
-        set_default_mode(tmp)  # safetensors writes a file of its own, 0600
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        tmp = atomic_path(path)
+        try:
+            save_model(model, str(tmp))
+            set_default_mode(tmp)  # safetensors writes a file of its own, 0600
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except (OSError, SafetensorError) as err:  # safetensors reports a full disk as a SafetensorError
+        raise UsageError(f"cannot write the weights to {path}: {getattr(err, 'strerror', None) or err}") from None
 
 
 def load_weights(model, path) -> None:

@@ -191,15 +191,23 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    except (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as err:
-        # a path given wrongly: an output folder that is a file, a folder that cannot be made, ...
+    except OSError as err:
+        if err.errno is None:  # raised by code, not by the system: a bug
+            return _internal_error()
+        # a path given wrongly or that cannot be written: an output folder that is a file, a
+        # read-only or full disk, a name too long, ...
         print(f"specc: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except Exception:  # noqa: BLE001 - a bug in specc: say so, and where to report it
-        print(traceback.format_exc(), file=sys.stderr)
-        print(f"specc: internal error (this is a bug in specc, not in your spec).\n"
-              f"Please report it with the spec and the trace above at {REPORT_URL}", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal_error()
+
+
+def _internal_error() -> int:
+    """Called while handling the exception: its trace, and where to report it."""
+    print(traceback.format_exc(), file=sys.stderr)
+    print(f"specc: internal error (this is a bug in specc, not in your spec).\n"
+          f"Please report it with the spec and the trace above at {REPORT_URL}", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

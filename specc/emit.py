@@ -25,6 +25,8 @@ class _Parameter(nn.Module):
 
 
 def emit_python(compiled) -> str:
+    import torch
+
     from .backends.torch_ops import module_source
 
     graph, gm = compiled.ir, compiled.model
@@ -48,9 +50,14 @@ def emit_python(compiled) -> str:
     for tie in graph.ties:
         module_path, _, name = tie.target.rpartition(".")
         init.append(f"        setattr(self.get_submodule({module_path!r}), {name!r}, self.get_parameter({tie.source!r}))")
+    dtype = next((t.dtype for t in gm.state_dict().values() if t.is_floating_point()), None)
+    if dtype not in (None, torch.float32):  # a float64 spec's weights, or compile(dtype=...)'s
+        init.append(f"        self.to({dtype})")
     uses_parameter = any(l.op == "Parameter" for l in graph.layers.values())
     forward = "\n".join("    " + line if line.strip() else "" for line in code.src.strip("\n").splitlines())
-    return (HEADER.format(name=graph.name, spec=compiled.spec.path) + imports
+    # the path sits in a docstring: a backslash (`\N`) or `"""` in it would end or break the literal
+    spec_path = str(compiled.spec.path).replace("\\", "\\\\").replace('"', '\\"')
+    return (HEADER.format(name=graph.name, spec=spec_path) + imports
             + (PARAMETER_HELPER if uses_parameter else "") + '''
 
 def _install(root: nn.Module, path: str, module: nn.Module) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from .ir import dims as D
+from .ir.graph import group_prefixes
 from .ir.ops import OPS
 from .ir.types import DTYPE_BYTES
 
@@ -14,11 +15,14 @@ def _group(path: str, depth: int | None) -> str:
 
 
 def summary_rows(graph, depth: int | None = None) -> list[dict]:
-    """One row per layer application (or per collapsed group), in execution order."""
+    """One row per layer application, in execution order. With `depth`, the consecutive
+    applications inside a group nested deeper collapse into one row for the group; without it,
+    a heading row (no figures) names each group as its layers begin."""
+    blocks = graph.block_groups()
     tied = {t.target for t in graph.ties}
     counted: set[str] = set()
     rows: list[dict] = []
-    index: dict[str, dict] = {}
+    previous: list[str] = []
     for node in graph.nodes:
         layer = graph.layers[node.layer]
         params = 0
@@ -28,27 +32,19 @@ def summary_rows(graph, depth: int | None = None) -> list[dict]:
                          if f"{node.layer}.{k}" not in tied)
         key = _group(node.layer, depth)
         shape = ", ".join(str(graph.values[o].type) for o in node.outputs)
-        if key in index:
-            row = index[key]
+        if key != node.layer and rows and rows[-1]["name"] == key:
+            row = rows[-1]
             row["params"] += params
             row["macs"] = D.add(row["macs"], node.macs)
             row["output"] = shape
-            row["op"] = layer.block or row["op"]
-        else:
-            op = layer.op if key == node.layer else (_block_of(node, key) or "group")
-            row = {"name": key, "op": op, "output": shape, "params": params, "macs": node.macs,
-                   "depth": key.count(".")}
-            index[key] = row
-            rows.append(row)
+            continue
+        groups = group_prefixes(node.layer) if depth is None else []
+        rows += [{"name": g, "op": blocks.get(g, "group"), "output": "", "params": None, "macs": None,
+                  "depth": g.count(".")} for g in groups if g not in previous]
+        previous = groups
+        rows.append({"name": key, "op": layer.op if key == node.layer else blocks.get(key, "group"),
+                     "output": shape, "params": params, "macs": node.macs, "depth": key.count(".")})
     return rows
-
-
-def _block_of(node, key: str) -> str | None:
-    """The block whose expansion made group `key` (from the node's expansion notes)."""
-    for note in reversed(node.notes):
-        if note.message.startswith("in block "):
-            return note.message[len("in block "):].split(",")[0]
-    return None
 
 
 def summary_table(graph, depth: int | None = None) -> str:
@@ -57,7 +53,8 @@ def summary_table(graph, depth: int | None = None) -> str:
     rows = summary_rows(graph, depth)
     header = ("layer", "op", "output", "params", "MACs")
     table = [header] + [("  " * r["depth"] + r["name"].rsplit(".", 1)[-1] if depth is None else r["name"],
-                         r["op"], r["output"], f"{r['params']:,}", str(r["macs"])) for r in rows]
+                         r["op"], r["output"], "" if r["params"] is None else f"{r['params']:,}",
+                         "" if r["macs"] is None else str(r["macs"])) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = []
     for i, row in enumerate(table):

@@ -99,6 +99,27 @@ class Graph:
         floats = {self.values[v].type.dtype for v in self.inputs} & set(FLOAT_DTYPES)
         return floats.pop() if len(floats) == 1 else "float32"
 
+    def block_groups(self) -> dict[str, str]:
+        """Group path -> block name, for the groups that are block instances.
+
+        A group is an instance of block B when the layers directly in it come from B while the layers
+        of the enclosing level do not (a named list inside a block shares the block's layers' `block`).
+        """
+        direct: dict[str, str | None] = {}
+        for path, layer in self.layers.items():
+            direct.setdefault(path.rpartition(".")[0], layer.block)
+        groups = {p for path in self.layers for p in group_prefixes(path)}
+        out = {}
+        for group in sorted(groups, key=lambda g: g.count(".")):
+            if group not in direct:
+                continue
+            outer = group.rpartition(".")[0]
+            while outer and outer not in direct:
+                outer = outer.rpartition(".")[0]
+            if direct[group] is not None and direct[group] != direct.get(outer):
+                out[group] = direct[group]
+        return out
+
     @property
     def macs(self) -> Dim:
         from .dims import add
@@ -106,3 +127,9 @@ class Graph:
         for node in self.nodes:
             total = add(total, node.macs)
         return total
+
+
+def group_prefixes(path: str) -> list[str]:
+    """The groups a layer path sits in, outermost first: `layer1.0.conv1` -> `layer1`, `layer1.0`."""
+    parts = path.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]

@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
+from ..ir.graph import group_prefixes
 
 
 @dataclass
@@ -48,42 +49,14 @@ def _shape(t) -> str:
     return text[len("float32"):] if text.startswith("float32[") else text
 
 
-def _prefixes(path: str) -> list[str]:
-    parts = path.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]
-
-
-def _blocks(graph) -> dict[str, str]:
-    """Group path -> block name, for the groups that are block instances.
-
-    A group is an instance of block B when the layers directly in it come from B while the layers
-    of the enclosing level do not (a named list inside a block shares the block's layers' `block`).
-    """
-    direct: dict[str, str | None] = {}
-    for path, layer in graph.layers.items():
-        parent = path.rpartition(".")[0]
-        direct.setdefault(parent, layer.block)
-    groups = {p for path in graph.layers for p in _prefixes(path)}
-    out = {}
-    for group in sorted(groups, key=lambda g: g.count(".")):
-        if group not in direct:
-            continue
-        outer = group.rpartition(".")[0]
-        while outer and outer not in direct:
-            outer = outer.rpartition(".")[0]
-        if direct[group] is not None and direct[group] != direct.get(outer):
-            out[group] = direct[group]
-    return out
-
-
 def drawing(graph, depth: int | None = None, output_names=()) -> Drawing:
     """The boxes, clusters and edges of a model graph, with groups deeper than `depth` collapsed."""
-    blocks = _blocks(graph)
+    blocks = graph.block_groups()
     root = Cluster("", graph.name)
 
     def cluster(path: str) -> Cluster:
         node = root
-        for prefix in _prefixes(path + ".x") if path else []:
+        for prefix in group_prefixes(path + ".x") if path else []:
             if prefix not in node.children:
                 label = prefix + (f": {blocks[prefix]}" if prefix in blocks else "")
                 node.children[prefix] = Cluster(prefix, label)
