@@ -28,7 +28,8 @@ def save_weights(model, path) -> None:
 
 
 def load_weights(model, path) -> None:
-    """Weights from a .safetensors file or a `specc train` checkpoint (.pt, loaded weights_only)."""
+    """Weights from a .safetensors file or a checkpoint of `specc train` (.pt) or of its Lightning
+    engine (.ckpt), loaded weights_only."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"no such weights file: {path}")
@@ -41,6 +42,8 @@ def load_weights(model, path) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "model" in state:
             state = state["model"]
+        elif isinstance(state, dict) and "pytorch-lightning_version" in state:  # the LightningModule's `model.`
+            state = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
         model.load_state_dict(state, strict=True)
     except Exception as err:  # noqa: BLE001 - a file of any content may come in: every failure is "not these weights"
         raise UsageError(f"cannot load weights from {path}: {str(err).strip() or type(err).__name__}") from None

@@ -131,13 +131,14 @@ def _add_later_commands(sub) -> None:
 
     p = sub.add_parser("train", help="run the spec's training recipe")
     p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--model", help="the model to train when the file has several")
     p.add_argument("--out", default=None, metavar="DIR", help="run folder (default: runs/<spec name>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.add_argument("--nproc", type=_positive_int, default=1, help="processes for DDP (torch.distributed)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override a field, e.g. --set train.epochs=3 (validated like the file)")
     p.add_argument("--export", action="append", default=[], metavar="TARGET",
-                   help="export and verify after training (default: the spec's export section)")
+                   help="export and verify after training (repeatable; also read from the spec's export section)")
     p.set_defaults(run=_lazy("specc.train.cli:cmd_train"))
 
     p = sub.add_parser("plot", help="draw a run's learning curves to a PNG")
@@ -163,6 +164,12 @@ def _add_later_commands(sub) -> None:
     p.add_argument("--to", choices=["yaml", "dlspec"], required=True)
     p.add_argument("-o", "--out", metavar="FILE", help="write to FILE instead of standard output")
     p.set_defaults(run=_lazy("specc.tools.convert:cmd_convert"))
+
+
+# the optional packages specc imports lazily -> the extra that installs each
+EXTRAS = {"torch": "torch", "safetensors": "torch", "numpy": "torch", "torchmetrics": "train", "sklearn": "train",
+          "tqdm": "train", "matplotlib": "train", "lightning": "lightning", "onnx": "onnx", "onnxruntime": "onnx",
+          "onnxscript": "onnx", "torch_tensorrt": "tensorrt"}
 
 
 def _other_rank() -> bool:
@@ -191,6 +198,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except ModuleNotFoundError as err:
+        package = (err.name or "").partition(".")[0]
+        if package not in EXTRAS:
+            return _internal_error()
+        print(f"specc: error: `specc {args.command}` needs {package}, which is not installed: "
+              f"pip install 'specc[{EXTRAS[package]}]'", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as err:
         if err.errno is None:  # raised by code, not by the system: a bug
             return _internal_error()

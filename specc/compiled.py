@@ -68,7 +68,7 @@ def compile_spec(spec_or_path, *, model=None, device=None, dtype=None, compile=F
     try:
         import torch
     except ImportError:
-        raise ImportError("specc.compile needs PyTorch: pip install 'specc[torch]'") from None
+        raise ModuleNotFoundError("specc.compile needs PyTorch: pip install 'specc[torch]'", name="torch") from None
     from .backends.torch_fx import build_module
 
     if model is not None and not isinstance(model, str):

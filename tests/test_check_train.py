@@ -130,6 +130,12 @@ def test_a_good_train_section_checks_clean(tmp_path):
     assert specc.check([str(write(tmp_path, GOOD_TRAIN))]) == []
 
 
+def test_precision_may_be_written_as_the_number_32(tmp_path):
+    path = write(tmp_path, GOOD_TRAIN.replace("  loss", "  precision = 32\n  loss"))
+    spec = specc.load(path)
+    assert spec.train.precision == "32" and specc.check([str(path)]) == []
+
+
 def test_every_spec_with_a_train_section_checks_clean():
     specs = [p for p in sorted((ROOT / "specs").glob("*.dlspec")) if "\ntrain {" in p.read_text()]
     assert len(specs) >= 4

@@ -108,6 +108,17 @@ def test_cli_usage_problems_exit_2_with_one_line(tmp_path):
     assert (tmp_path / "taken").read_text() == "a file where a folder should go"
 
 
+def test_a_missing_optional_package_names_the_extra(monkeypatch, capsys):
+    """Without torch (or another extra's package) a command says what to install: exit 2, no trace."""
+    from specc.cli import main
+
+    spec = str(ROOT / "specs" / "tutorial_mlp.dlspec")
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails as if not installed
+    assert main(["emit", spec, "--python"]) == 2
+    assert capsys.readouterr().err == ("specc: error: `specc emit` needs torch, which is not installed: "
+                                       "pip install 'specc[torch]'\n")
+
+
 def test_api_rejects_unknown_parameters_and_dtypes():
     import pytest
 

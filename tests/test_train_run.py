@@ -124,6 +124,10 @@ def test_lightning_engine_trains_digits_and_resumes(tmp_path):
     assert torch.load(last, weights_only=True)["epoch"] == 1  # Lightning counts from 0
     specc.compile(DIGITS).train(out_dir=tmp_path / "light", engine="lightning", epochs=3, resume=True, verbose=False)
     assert [r["epoch"] for r in records(tmp_path / "light")] == [1, 2, 3]
+    assert main(["build", str(DIGITS), "-o", str(tmp_path / "build"), "--weights", str(last)]) == 0
+    from safetensors.torch import load_file
+    trained = torch.load(last, weights_only=True)["state_dict"]
+    assert all(torch.equal(trained[f"model.{k}"], v) for k, v in load_file(tmp_path / "build" / "model.safetensors").items())
 
 
 # ---- reproducibility and resume ---------------------------------------------------------------------
@@ -328,6 +332,15 @@ def test_a_misspelt_export_target_fails_before_training(tmp_path, capsys):
     assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--export", "onx"]) == 2
     assert "did you mean `onnx`?" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_train_model_picks_one_model_of_several(tmp_path, capsys):
+    spec = write(tmp_path, LINEAR.replace("model Linear2 {", "model Other {\n  input x: float32[N, 16]\n"
+                                          "  y = x |> head: Linear(4)\n  output y\n}\n\nmodel Linear2 {"))
+    assert main(["train", str(spec), "--out", str(tmp_path / "run")]) == 1
+    assert "--model" in capsys.readouterr().err
+    assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--model", "Other"]) == 0
+    assert set(final_weights(tmp_path / "run")) == {"head.weight", "head.bias"}
 
 
 def test_metrics_lines_that_are_not_records_are_skipped(tmp_path):

@@ -236,7 +236,7 @@ class TrainConfig(Section):
     checkpoints: Checkpoints = Checkpoints()
     grad_clip: Optional[Positive] = None
     accumulate: Annotated[int, Field(ge=1, le=4096)] = 1
-    precision: Literal["32", "bf16", "fp16"] = "32"
+    precision: Literal["32", "bf16", "fp16", 32] = "32"  # `precision = 32` is the number a person writes
     compile: bool = False
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     seed: Seed = 0
@@ -250,6 +250,11 @@ class TrainConfig(Section):
         if isinstance(value, (list, tuple)) and not value:
             raise ValueError("the train section needs at least one loss, e.g. `loss cross_entropy {}`")
         return value
+
+    @field_validator("precision")
+    @classmethod
+    def _precision_text(cls, value) -> str:
+        return str(value)
 
     @field_validator("metrics")
     @classmethod

@@ -1,4 +1,4 @@
-"""`specc train SPEC [--out DIR] [--resume] [--nproc N] [--set key=value]... [--export TARGET]...`
+"""`specc train SPEC [--model M] [--out DIR] [--resume] [--nproc N] [--set key=value]... [--export TARGET]...`
 
 Loads the spec, applies the `--set` overrides, checks the plan (every problem located, before
 anything runs), trains (here, under torchrun for --nproc N, or on Lightning), then exports the
@@ -27,7 +27,7 @@ def cmd_train(args) -> int:
     if spec.train is None:
         raise SpecError([Diagnostic("E0701", f"{args.spec} has no train section",
                                     help="add one: train { data digits {} loss cross_entropy {} }")])
-    compiled = specc.compile(spec)
+    compiled = specc.compile(spec, model=args.model)
     compiled.plan  # the plan is checked here, in every process, before anything starts  # noqa: B018
     out = Path(args.out or Path("runs") / Path(args.spec).stem)
     if args.nproc > 1 and not distributed.launched() and spec.train.engine == "specc":
@@ -42,6 +42,7 @@ def cmd_train(args) -> int:
 def _argv(args, out: Path) -> list[str]:
     """This command again, for each process torchrun starts."""
     argv = ["train", str(args.spec), "--out", str(out)]
+    argv += ["--model", args.model] if args.model else []
     argv += ["--resume"] if args.resume else []
     for text in args.overrides:
         argv += ["--set", text]
