@@ -110,6 +110,35 @@ def test_all_errors_of_a_file_in_one_run(tmp_path):
     assert codes == ["E0402", "E0404", "E0401"]  # b is poisoned by a: no cascade
 
 
+
+def test_unused_blocks_are_checked_as_a_use_would_be(tmp_path):
+    """A block no model uses gets the errors a use of it would report, at the same places (less the
+    "in block" note); an import's unused blocks are left to that file, and the block library checks clean."""
+    lib = tmp_path / "lib.dlspec"
+    lib.write_text("""spec 1
+block B(out) (x) {
+  h = x |> Conv2d(out, 3, paddin = 1)
+  g = x |> Lienar(out)
+  return x + hh
+}
+""")
+    user = tmp_path / "user.dlspec"
+    user.write_text(lib.read_text() + "model M {\n  input x: float32[N, 3, 8, 8]\n  y = x |> B(4)\n  output y\n}\n")
+    importer = tmp_path / "importer.dlspec"
+    importer.write_text('spec 1\nimport "lib.dlspec"\nmodel M {\n  input x: float32[N, 4]\n  y = x |> ReLU\n  output y\n}\n')
+
+    def found(path):
+        return [(d.code, d.message, d.span.line, d.span.col, len(d.notes)) for d in specc.check([str(path)])]
+
+    unused, used = found(lib), found(user)
+    assert [d[:2] for d in unused] == [("E0404", "Conv2d has no argument `paddin`"),
+                                       ("E0402", "unknown op or block `Lienar`"), ("E0401", "`hh` is not defined")]
+    assert [d[:4] for d in used] == [d[:4] for d in unused]  # the used block reported once, where it is used
+    assert [d[4] for d in used] == [1, 1, 1] and [d[4] for d in unused] == [0, 0, 0]
+    assert found(importer) == []
+    for path in sorted((ROOT / "specs" / "std").glob("*.dlspec")):
+        assert specc.check([str(path)]) == [], path.name
+
 def test_check_does_not_import_torch():
     code = "import sys, specc; d = specc.check(['specs']); assert 'torch' not in sys.modules, 'torch imported'; print(len(d))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

@@ -183,6 +183,7 @@ class Builder:
         self._const_cache: dict[str, object] = {}
         self._const_busy: set[str] = set()
         self._copies = 1  # how many times the enclosing repeats run what is being expanded now
+        self._expanded: set[str] = set()  # blocks whose body a model ran (the others: check_unused_blocks)
         self._import(spec)
 
     # ---- diagnostics ----
@@ -730,18 +731,9 @@ class Builder:
             return self.expand_block(func, call, inputs, scope, name, name_span)
         op = OPS.get(func)
         if op is None:
-            if func in scope.layers:
-                if not call.args:
-                    return self.reuse_layer(scope.layers[func], call, inputs, scope)
-                self.fail("E0407", f"`{func}` is a layer, not an op: it takes no arguments", call.span, scope,
-                          label="arguments given", help=f"to share its weights: `x |> {func}`; for a new layer, "
-                          f"call its op under a new name, e.g. `{func}2: {self.layers[scope.layers[func]].op}(...)`"
-                          if scope.layers[func] in self.layers else f"to share its weights: `x |> {func}`")
-            if func in BUILTINS:
-                self.fail("E0405", f"{func}() is a function, not a layer", call.func_span, scope)
-            candidates = list(OPS) + list(self.library.blocks) + list(scope.layers)
-            self.fail("E0402", f"unknown op or block `{func}`", call.func_span, scope, label="not defined",
-                      help=_did_you_mean(func, candidates))
+            if func in scope.layers and not call.args:
+                return self.reuse_layer(scope.layers[func], call, inputs, scope)
+            self._not_an_op(func, call, scope)
         # leading tensor arguments are inputs (`Concat(a, b, dim = 1)`); the rest are the op's arguments
         tensors, args = list(inputs), list(call.args)
         while args and args[0].name is None:
@@ -756,6 +748,19 @@ class Builder:
             return POISON
         path = self._layer_path(name, name_span, func, scope)
         return self.apply_op(func, call, tensors, kwargs, scope, path, arg_spans, init)
+
+    def _not_an_op(self, func: str, call: A.Call, scope: Scope):
+        """Fail for a call of `func`, which is no block or op (nor a layer applied again without arguments)."""
+        if func in scope.layers:
+            self.fail("E0407", f"`{func}` is a layer, not an op: it takes no arguments", call.span, scope,
+                      label="arguments given", help=f"to share its weights: `x |> {func}`; for a new layer, "
+                      f"call its op under a new name, e.g. `{func}2: {self.layers[scope.layers[func]].op}(...)`"
+                      if scope.layers[func] in self.layers else f"to share its weights: `x |> {func}`")
+        if func in BUILTINS:
+            self.fail("E0405", f"{func}() is a function, not a layer", call.func_span, scope)
+        candidates = list(OPS) + list(self.library.blocks) + list(scope.layers)
+        self.fail("E0402", f"unknown op or block `{func}`", call.func_span, scope, label="not defined",
+                  help=_did_you_mean(func, candidates))
 
     def op_arguments(self, op, call: A.Call, args: list, scope: Scope):
         """Map the call's arguments onto the op's parameters (positional as torch, or without the input size)."""
@@ -812,6 +817,8 @@ class Builder:
             if x.name in init:
                 self.fail("E0404", f"init {kind} got `{x.name}` twice", x.span, scope)
             value = self.static(x.value, scope)
+            if value is POISON:
+                raise StmtError()
             if x.name == "mode":
                 ok, want = value in ("fan_in", "fan_out"), '"fan_in" or "fan_out"'
             elif x.name == "nonlinearity":
@@ -960,7 +967,6 @@ class Builder:
         if scope.depth >= MAX_BLOCK_DEPTH:
             self.fail("E0603", f"blocks nested more than {MAX_BLOCK_DEPTH} deep (does `{func}` use itself?)",
                       call.span, scope)
-        values = {}
         tensors = list(inputs)
         positional = [a for a in call.args if a.name is None]
         while positional:
@@ -969,21 +975,7 @@ class Builder:
                 break
             tensors.append(v)
             positional.pop(0)
-        pnames = list(block.params)
-        if len(positional) > len(pnames):
-            self.fail("E0407", f"block {func} takes {len(pnames)} parameter{'s' if len(pnames) != 1 else ''} "
-                      f"({', '.join(pnames) or 'none'})", positional[len(pnames)].span, scope)
-        for pname, a in zip(pnames, positional):
-            values[pname] = self.static(a.value, scope)
-        for a in call.args:
-            if a.name is None:
-                continue
-            if a.name not in block.params:
-                self.fail("E0404", f"block {func} has no parameter `{a.name}`", a.span, scope,
-                          label="unknown parameter", help=_did_you_mean(a.name, pnames))
-            if a.name in values:
-                self.fail("E0404", f"block {func} got `{a.name}` twice", a.span, scope)
-            values[a.name] = self.static(a.value, scope)
+        values = self.block_arguments(func, block, call, positional, scope)
         if len(tensors) != len(block.inputs):
             self.fail("E0408", f"block {func} takes {len(block.inputs)} tensor input"
                       f"{'s' if len(block.inputs) != 1 else ''} ({', '.join(block.inputs)}), got {len(tensors)}",
@@ -1003,6 +995,7 @@ class Builder:
             inner.values[pname] = self._try_static(default, inner)
         for iname, t in zip(block.inputs, tensors):
             inner.values[iname] = t
+        self._expanded.add(func)
         self.run_body(block.body, inner)
         if inner.returned is None:
             self.fail("E0410", f"block {func} has no `return`", home.span("blocks", func), scope)
@@ -1010,6 +1003,167 @@ class Builder:
         if any(r is POISON for r in result):
             return POISON
         return result[0] if len(result) == 1 else result
+
+    def block_arguments(self, func: str, block, call: A.Call, positional: list, scope: Scope) -> dict:
+        """The block parameters a call gives: `positional` (its arguments after the tensor inputs) and
+        its keyword arguments, by parameter name."""
+        values = {}
+        pnames = list(block.params)
+        if len(positional) > len(pnames):
+            self.fail("E0407", f"block {func} takes {len(pnames)} parameter{'s' if len(pnames) != 1 else ''} "
+                      f"({', '.join(pnames) or 'none'})", positional[len(pnames)].span, scope)
+        for pname, a in zip(pnames, positional):
+            values[pname] = self.static(a.value, scope)
+        for a in call.args:
+            if a.name is None:
+                continue
+            if a.name not in block.params:
+                self.fail("E0404", f"block {func} has no parameter `{a.name}`", a.span, scope,
+                          label="unknown parameter", help=_did_you_mean(a.name, pnames))
+            if a.name in values:
+                self.fail("E0404", f"block {func} got `{a.name}` twice", a.span, scope)
+            values[a.name] = self.static(a.value, scope)
+        return values
+
+    # ---- blocks no model uses ----
+    def check_unused_blocks(self) -> None:
+        """Check the file's own blocks that no model expanded, as far as that is possible without their
+        input shapes (like a C++ template before it is instantiated): the ops and blocks they call, those
+        calls' argument names and counts, the names they read, their constant expressions. Each check is
+        the normal expansion's own, with tensors and parameters standing for unknown values (POISON),
+        so the errors are those a use of the block would report, where it would report them."""
+        self.layers, self.symbols = {}, set()  # no model's layers: they would show in `_not_an_op`'s help
+        for name, block in self.spec.blocks.items():
+            if name in self._expanded or self.library.blocks[name][0] is not block:
+                continue  # checked where a model uses it, or an import's block of the same name (E0208)
+            scope = Scope("", dict.fromkeys([*block.params, *block.inputs], POISON),
+                          reserved=explicit_names(block.body), block=name)
+            for default in block.params.values():
+                if default is not None:
+                    self._try_static(default, scope)
+            self._generic_body(block.body, scope, set(block.inputs))
+
+    def _generic_body(self, stmts, scope: Scope, tensors: set) -> None:
+        """`tensors`: the names that may hold tensors where the block is used (its inputs, what layers give)."""
+        for stmt in stmts:
+            try:
+                if isinstance(stmt, A.Assign):
+                    self._generic_expr(stmt.value, scope, tensors)
+                    if stmt.annotation is not None:
+                        self._tensor_type(stmt.annotation, scope)
+                elif isinstance(stmt, A.Return):
+                    for value in stmt.values:
+                        self._generic_expr(value, scope, tensors)
+                elif isinstance(stmt, A.If):  # the test is unknown: both branches may run
+                    self._generic_expr(stmt.test, scope, tensors)
+                    self._generic_body(stmt.body, scope, tensors)
+                    self._generic_body(stmt.orelse, scope, tensors)
+                elif isinstance(stmt, (A.Input, A.Output)):
+                    self.run_stmt(stmt, scope)
+            except StmtError:
+                pass
+            if isinstance(stmt, A.Assign):
+                scope.values.update(dict.fromkeys(stmt.targets, POISON))
+                if len(stmt.targets) > 1 or _may_be_tensor(stmt.value, tensors):
+                    tensors.update(stmt.targets)
+                else:
+                    tensors.difference_update(stmt.targets)
+
+    def _generic_expr(self, e, scope: Scope, tensors: set) -> None:
+        if isinstance(e, A.Pipe):
+            self._generic_expr(e.source, scope, tensors)
+            for stage in e.stages:
+                self._generic_stage(stage, scope, tensors, None)
+        elif _is_layer_call(e):
+            self._generic_layer(e.func, e, scope, tensors, e.layer_name)
+        elif any(_applies_layers(x) for x in _subexpressions(e)):  # `ReLU(h) + x`: its parts one by one
+            for x in _subexpressions(e):
+                self._generic_expr(x, scope, tensors)
+        else:
+            self.eval(e, scope)  # looks names up and computes what is constant; the rest is POISON
+
+    def _generic_stage(self, stage, scope: Scope, tensors: set, name: str | None) -> None:
+        if isinstance(stage, A.Named):
+            self._generic_stage(stage.layer, scope, tensors, stage.name)
+        elif isinstance(stage, A.LayerRef):
+            if name is not None or stage.name not in scope.layers:
+                call = A.Call(stage.name, (), stage.span, stage.span)
+                self._generic_layer(stage.name, call, scope, tensors, name)
+        elif isinstance(stage, A.LayerCall):
+            self._generic_layer(stage.call.func, stage.call, scope, tensors, name)
+        else:
+            if isinstance(stage, A.Repeat):
+                self.eval(stage.count, scope)
+                if stage.var:
+                    scope.values[stage.var] = POISON
+            for item in stage.items if isinstance(stage, A.LayerList) else stage.stages:
+                self._generic_stage(item, scope, tensors, None)
+            if name is not None:
+                scope.layers[name] = scope.prefix + name
+
+    def _generic_layer(self, func: str, call: A.Call, scope: Scope, tensors: set, name: str | None) -> None:
+        """`apply_layer` and `expand_block` up to where they need the input shapes."""
+        if name is not None:  # known even if the call fails: applying it again is then no second error
+            scope.layers[name] = scope.prefix + name
+        if func not in self.library.blocks and func not in OPS:
+            if func in scope.layers and not call.args:
+                return  # the layer applied again
+            self._not_an_op(func, call, scope)
+        if name is None:
+            self._layer_path(None, None, func, scope)  # its automatic name, which may be applied again
+        args = list(call.args)
+        if func in self.library.blocks:
+            args = [a for a in args if a.name is None]  # a block's tensor arguments lead its positional ones
+        while args and args[0].name is None and _may_be_tensor(args[0].value, tensors):
+            self._generic_expr(args.pop(0).value, scope, tensors)
+        if func in self.library.blocks:
+            self.block_arguments(func, self.library.blocks[func][0], call, args, scope)
+        else:
+            reported = len(self.diagnostics)
+            try:
+                self.op_arguments(OPS[func], call, args, scope)
+            except StmtError:
+                if len(self.diagnostics) > reported:
+                    raise
+                # else: an argument is unknown here; the op validates its values where the block is used
+
+
+def _subexpressions(e) -> tuple:
+    if isinstance(e, A.BinOp):
+        return (e.first, *(x for _, x in e.rest))
+    if isinstance(e, A.Unary):
+        return (e.operand,)
+    if isinstance(e, A.Compare):
+        return (e.left, e.right)
+    if isinstance(e, A.BoolOp):
+        return e.operands
+    if isinstance(e, A.ListExpr):
+        return e.items
+    if isinstance(e, A.Cond):
+        return (e.test, e.then, e.orelse)
+    if isinstance(e, A.Call):
+        return tuple(a.value for a in e.args)
+    if isinstance(e, A.Pipe):
+        return (e.source,)
+    return ()
+
+
+def _is_layer_call(e) -> bool:
+    return isinstance(e, A.Call) and (e.func not in BUILTINS or e.layer_name is not None)
+
+
+def _applies_layers(e) -> bool:
+    return isinstance(e, A.Pipe) or _is_layer_call(e) or any(_applies_layers(x) for x in _subexpressions(e))
+
+
+def _may_be_tensor(e, tensors: set) -> bool:
+    """Whether `e` may be a tensor where its block is used (a call's leading tensor arguments are its
+    inputs, not its parameters). Unsure means yes: an argument taken for an input is checked less."""
+    if isinstance(e, A.Name):
+        return e.id in tensors
+    if isinstance(e, (A.BinOp, A.Unary, A.Cond)):
+        return any(_may_be_tensor(x, tensors) for x in _subexpressions(e))
+    return isinstance(e, A.Pipe) or _is_layer_call(e)
 
 
 _IMPORTED: dict[tuple, object] = {}
@@ -1089,4 +1243,5 @@ def build_all(spec, *, max_params: int = MAX_PARAMS):
     graphs = {}
     for name in spec.models:
         graphs[name] = builder.build_model(name)
+    builder.check_unused_blocks()
     return graphs, builder.diagnostics
