@@ -44,6 +44,22 @@ def sample_inputs(graph, batch: int, device=None):
 
 @pytest.mark.parametrize("path,model", MODELS, ids=[f"{p.stem}.{m}" for p, m in MODELS])
 def test_param_count_and_every_shape_match_the_ir(path, model):
+    assert_the_ir_is_what_torch_computes(path, model)
+
+
+def test_a_float64_models_embedding_and_parameter_are_float64(tmp_path):
+    """The weights take the inputs' float64, and so do the values read from them."""
+    path = tmp_path / "f64.dlspec"
+    path.write_text("model M {\n  input tok: int64[N, T]\n  input feats: float64[N, T, 4]\n"
+                    "  pos = position: Parameter([1, 1, 4])\n  y = (tok |> Embedding(10, 4)) + feats + pos\n"
+                    "  output y\n}\n")
+    assert [str(v.type) for v in specc.compile(path, device="meta").ir.values.values()][2:4] == \
+        ["float64[1, 1, 4]", "float64[N, T, 4]"]
+    assert_the_ir_is_what_torch_computes(path, None)
+
+
+def assert_the_ir_is_what_torch_computes(path, model):
+    """Parameter count and names, and every value's shape and dtype, at two batch sizes."""
     compiled = specc.compile(path, model=model, device="meta")
     graph, gm = compiled.ir, compiled.model
     assert sum(p.numel() for p in gm.parameters()) == graph.param_count
@@ -60,6 +76,8 @@ def test_param_count_and_every_shape_match_the_ir(path, model):
             want = tuple(substitute(d, env) for d in graph.values[vid].type.shape)
             got = tuple(fx_node.meta["tensor_meta"].shape)
             assert got == want, f"{vid}: the IR says {want}, torch gives {got}"
+            dtype = fx_node.meta["tensor_meta"].dtype
+            assert dtype == getattr(torch, graph.values[vid].type.dtype), f"{vid}: torch gives {dtype}"
             checked.add(vid)
         # every value an op computes is checked (Identity returns its input node: that one too)
         assert checked | set(graph.inputs) >= {v for n in graph.nodes for v in n.outputs} - _identity_outputs(graph)

@@ -19,7 +19,7 @@ from ..frontend import ast as A, unparse
 from ..source import SourceSpan
 from . import dims as D
 from .evaluate import EvalError, binary, compare, in_range, is_dim, negate, truth, type_name
-from .graph import Graph, Layer, Node, Tie, Value
+from .graph import Graph, Layer, Node, Tie, Value, weight_dtype
 from .ops import OPS, OpError
 from .types import DTYPES, TensorType
 
@@ -298,9 +298,9 @@ class Builder:
                 scope.values[pname] = self._try_static(default, scope)
         inputs = []
         for iname, texpr in model.inputs.items():
-            if iname in ("self", "torch") or keyword.iskeyword(iname):
+            if iname == "self" or iname in EMITTED_NAMES or keyword.iskeyword(iname):
                 self.error("E0412", f"`{iname}` cannot name an input: the generated `forward` takes its inputs "
-                           f"as Python arguments{', and calls torch' if iname == 'torch' else ''}",
+                           f"as Python arguments{f' and uses `{iname}` itself' if iname in EMITTED_NAMES else ''}",
                            self.spec.span("models", name, "inputs", iname),
                            label="reserved", help=f"call it `{iname}_` or `{iname}_input`")
             ttype = self._tensor_type(texpr, scope)
@@ -311,6 +311,7 @@ class Builder:
             self.values[vid] = Value(vid, ttype, texpr.span)
             scope.values[iname] = Tensor(vid, ttype)
             inputs.append(vid)
+        self.weight_dtype = weight_dtype(self.values[vid].type.dtype for vid in inputs)
         self.run_body(model.body, scope)
         outputs, output_names = [], []
         for i, oname in enumerate(model.outputs):
@@ -721,6 +722,8 @@ class Builder:
         elif name.startswith("__") or name in MODULE_ATTRIBUTES or (
                 not scope.prefix and name in GRAPH_MODULE_ATTRIBUTES):
             why = "PyTorch's modules use that name themselves"
+        elif not scope.prefix and name == "self":  # its output would be the generated forward's `self`
+            why = "the generated `forward` calls the model `self`"
         else:
             return
         self.fail("E0412", f"`{name}` cannot name a layer: {why}", span, scope, label="reserved",
@@ -910,6 +913,8 @@ class Builder:
             self.layers[path] = Layer(path, op.name, result.params, call.span, init, scope.block)
         node_id = self._node_id(path)
         outs = []
+        if op.outputs_weight:
+            result = replace(result, outputs=tuple(TensorType(self.weight_dtype, t.shape) for t in result.outputs))
         for i, t in enumerate(result.outputs):
             vid = node_id if len(result.outputs) == 1 else f"{node_id}_{i}"
             self.values[vid] = Value(vid, t, call.span)

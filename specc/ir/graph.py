@@ -96,8 +96,7 @@ class Graph:
     def weight_dtype(self) -> str:
         """The dtype specc.compile gives the weights: the inputs' floating-point dtype when they agree
         on one (float64 inputs make a float64 model), else float32."""
-        floats = {self.values[v].type.dtype for v in self.inputs} & set(FLOAT_DTYPES)
-        return floats.pop() if len(floats) == 1 else "float32"
+        return weight_dtype(self.values[v].type.dtype for v in self.inputs)
 
     def block_groups(self) -> dict[str, str]:
         """Group path -> block name, for the groups that are block instances.
@@ -133,3 +132,10 @@ def group_prefixes(path: str) -> list[str]:
     """The groups a layer path sits in, outermost first: `layer1.0.conv1` -> `layer1`, `layer1.0`."""
     parts = path.split(".")
     return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def weight_dtype(input_dtypes) -> str:
+    """A model's weight dtype from its inputs' dtypes: their floating-point dtype when they agree on
+    one (float64 inputs make a float64 model), else float32."""
+    floats = set(input_dtypes) & set(FLOAT_DTYPES)
+    return floats.pop() if len(floats) == 1 else "float32"

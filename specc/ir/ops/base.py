@@ -60,6 +60,9 @@ class OpDef:
     positional: tuple[str, ...] = ()
     category: str = "misc"
     example: str = ""
+    # the output is read from the op's own weight (Embedding, Parameter): it has the model's weight
+    # dtype, which the builder puts in place of the rule's float32
+    outputs_weight: bool = False
 
 
 OPS: dict[str, OpDef] = {}

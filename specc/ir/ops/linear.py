@@ -50,9 +50,9 @@ def _embedding(p: EmbeddingParams, inputs):
 
 register(OpDef(
     name="Embedding", params=EmbeddingParams, infer=_embedding,
-    doc="A lookup table: int ids [*] -> float32 vectors [*, embedding_dim].",
+    doc="A lookup table: int ids [*] -> float vectors [*, embedding_dim], in the weights' dtype.",
     param_shapes=lambda p: {"weight": (p.num_embeddings, p.embedding_dim)},
-    positional=("num_embeddings", "embedding_dim", "padding_idx"),
+    positional=("num_embeddings", "embedding_dim", "padding_idx"), outputs_weight=True,
     category="linear", example="tokens |> wte: Embedding(50257, 768)",
 ))
 
@@ -67,6 +67,6 @@ register(OpDef(
     doc="A learned tensor of the given shape (initialised to zeros), e.g. a class token "
         "[1, 1, 768] or a position embedding [1, 197, 768]; its state_dict key is '<layer>.weight'.",
     param_shapes=lambda p: {"weight": tuple(p.shape)},
-    inputs=(0, 0), positional=("shape",),
+    inputs=(0, 0), positional=("shape",), outputs_weight=True,
     category="linear", example="cls = class_token: Parameter([1, 1, 768])",
 ))
