@@ -19,7 +19,10 @@ def _temp_beside(path: Path) -> tuple[int, str]:
     if path.is_dir():  # else os.replace would say so only after the data is written, about the temp name
         raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:  # name the file the user asked for, not our temp file
+        raise OSError(err.errno, err.strerror, str(path)) from None
 
 
 def write_bytes_atomic(path, data: bytes) -> None:

@@ -124,7 +124,7 @@ def test_emit_to_a_path_that_cannot_be_made_is_a_usage_error(tmp_path, capsys):
     out = tmp_path / ("a" * 300 + ".py")  # longer than any file system's name limit
     assert main(["emit", str(ROOT / "specs" / "tutorial_mlp.dlspec"), "--python", "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "specc: error: [Errno 36] File name too long" in err and "Traceback" not in err
+    assert f"specc: error: [Errno 36] File name too long: '{out}'" in err and "Traceback" not in err
 
 
 def test_build_on_a_full_disk_keeps_the_old_weights(tmp_path, capsys, monkeypatch):
