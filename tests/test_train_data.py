@@ -435,3 +435,16 @@ def test_token_ids_beyond_the_embedding_are_refused_at_load(tmp_path):
     (d,) = err.value.diagnostics
     assert d.message == "column `b` of d.csv has the id '-1' on line 3, but Embedding `emb` has 50 rows (ids 0 to 49)"
     assert (d.span.line, d.span.col) == (3, 3)
+
+
+@pytest.mark.parametrize("row, cells, col, label", [
+    ("1,000,2,1", 4, 9, "extra cell"),  # an unquoted thousands separator: b would silently read 0
+    ("3,4", 2, 5, "missing cell"),
+])
+def test_csv_row_with_other_than_the_headers_number_of_cells_is_located(tmp_path, row, cells, col, label):
+    (tmp_path / "t.csv").write_text(f"a,b,y\n1,2,0\n{row}\n")
+    with pytest.raises(SpecError) as err:
+        load(plan_of(tmp_path, CSV_SPEC))
+    (d,) = err.value.diagnostics
+    assert (d.code, d.message, d.span.line, d.span.col, d.label) == \
+        ("E0702", f"line 3 of t.csv has {cells} cells, but the header has 3 columns", 3, col, label)

@@ -188,6 +188,30 @@ train {
     assert plan.losses[0].class_dim == -1 and plan.metrics[0].classes == 50
 
 
+@pytest.mark.parametrize("loss, ignore_index", [("cross_entropy {}", -100), ("nll { ignore_index = 1 }", 1)])
+def test_metrics_skip_the_labels_the_loss_ignores(tmp_path, loss, ignore_index):
+    import torch
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from specc.train.metrics import Metrics
+
+    path = write(tmp_path, f"train {{\n  data synthetic {{}}\n  targets {{ label = int64[N] }}\n  loss {loss}\n"
+                           "  metrics = [accuracy, f1]\n}\n")
+    spec = specc.load(path)
+    plan = make_plan(spec, build_ir(spec))
+    assert [m.ignore_index for m in plan.metrics] == [ignore_index, ignore_index]
+    logits = torch.tensor([[2.0, 0, 0], [0, 2, 0], [0, 0, 2], [2, 0, 0], [0, 2, 0], [0, 0, 2]])
+    target = torch.tensor([0, ignore_index, 1, 1, ignore_index, 2])
+    metrics = Metrics(plan)
+    metrics.update((logits,), (target,))
+    kept = target != ignore_index
+    predicted = logits.argmax(1)[kept]
+    labels = sorted(set(range(3)) - {ignore_index})  # torchmetrics leaves an ignored class out of the macro average
+    assert metrics.compute() == pytest.approx({
+        "val/accuracy": accuracy_score(target[kept], predicted),
+        "val/f1": f1_score(target[kept], predicted, average="macro", labels=labels)})
+
+
 def test_missing_data_file(tmp_path):
     path = write(tmp_path, """train {
   data npz { path = "nowhere.npz" }

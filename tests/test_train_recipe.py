@@ -116,3 +116,81 @@ def test_metrics_through_torchmetrics():
     regression = Metrics(_Plan(metrics=[MetricSpec("mae", "regression", 0, 0), MetricSpec("r2", "regression", 0, 0)]))
     regression.update((torch.tensor([[1.0], [2.0], [3.0]]),), (torch.tensor([[1.0], [2.0], [4.0]]),))
     assert regression.compute() == pytest.approx({"val/mae": 1 / 3, "val/r2": 1 - 1 / (14 / 3)})
+
+
+
+L = torch.optim.lr_scheduler
+
+
+def _torch_lrs(make, steps: int, every: int = 1) -> list[float]:
+    """lr before each of `steps` optimizer steps under torch's scheduler, stepped once per `every` steps."""
+    opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)
+    sched, out = make(opt), []
+    for step in range(1, steps + 1):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        if step % every == 0:
+            sched.step()
+    return out
+
+
+@pytest.mark.parametrize("epochs, steps_per_epoch, pct_start", [(10, 7, 0.3), (1, 5, 0.3), (3, 3, 0.1), (1, 3, 0.5)])
+def test_onecycle_is_torchs_curve_step_by_step_even_for_short_runs(epochs, steps_per_epoch, pct_start):
+    total = epochs * steps_per_epoch
+    ours = lrs("onecycle", total, epochs=epochs, steps_per_epoch=steps_per_epoch, max_lr=0.4, pct_start=pct_start)
+    theirs = _torch_lrs(lambda o: L.OneCycleLR(o, 0.4, total_steps=total, pct_start=pct_start, cycle_momentum=False),
+                        total)
+    assert ours == pytest.approx(theirs, rel=1e-9, abs=1e-12)
+
+
+def test_other_schedules_are_torchs_curves_step_by_step():
+    spe, total = 7, 70
+    assert lrs("step", total, steps_per_epoch=spe, step_epochs=3, gamma=0.5) == pytest.approx(
+        _torch_lrs(lambda o: L.StepLR(o, 3, 0.5), total, every=spe))
+    assert lrs("multistep", total, steps_per_epoch=spe, milestones=[2, 5], gamma=0.3) == pytest.approx(
+        _torch_lrs(lambda o: L.MultiStepLR(o, [2, 5], 0.3), total, every=spe))
+    assert lrs("cosine", total, steps_per_epoch=spe, min_lr=0.01) == pytest.approx(
+        _torch_lrs(lambda o: L.CosineAnnealingLR(o, total, eta_min=0.01), total))
+    assert lrs("linear", total, steps_per_epoch=spe, end_factor=0.1) == pytest.approx(
+        _torch_lrs(lambda o: L.LinearLR(o, 1.0, 0.1, total_iters=total), total))
+    warm = 2 * spe  # warmup_epochs = 2: a linear ramp to lr over 14 steps, then the cosine over the rest
+    assert lrs("cosine", total, steps_per_epoch=spe, warmup_epochs=2) == pytest.approx(_torch_lrs(
+        lambda o: L.SequentialLR(o, [L.LinearLR(o, 1 / warm, 1.0, total_iters=warm - 1),
+                                     L.CosineAnnealingLR(o, total - warm)], [warm]), total))
+
+
+def test_a_batch_whose_labels_are_all_ignored_adds_nothing_instead_of_nan():
+    logits = torch.randn(6, 3, requires_grad=True)
+    target = torch.tensor([-100, -100, -100, 2, 0, -100])
+    for kind, fn, options in (("cross_entropy", F.cross_entropy, {"label_smoothing": 0.1}), ("nll", F.nll_loss, {})):
+        objective = Objective(_Plan([_term(kind, class_dim=1, ignore_index=-100, **options)]))
+        assert torch.equal(objective((logits,), (target,)), fn(logits, target, **options))  # torch's own number
+        loss = objective((logits[:3],), (target[:3],))  # torch: NaN (a mean over no labels), and the run "diverges"
+        loss.backward()
+        assert loss.item() == 0.0 and torch.equal(logits.grad, torch.zeros_like(logits))
+        logits.grad = None
+
+
+def test_binary_metrics_apply_the_sigmoid_even_when_every_logit_lies_in_0_1():
+    from sklearn.metrics import accuracy_score, f1_score
+
+    logits = torch.tensor([[0.3], [0.8], [0.1], [0.45], [-1.5], [2.0]])
+    target = torch.tensor([[1.0], [1.0], [0.0], [1.0], [0.0], [1.0]])
+    metrics = Metrics(_Plan(metrics=[MetricSpec("accuracy", "binary", 0, 0), MetricSpec("f1", "binary", 0, 0)]))
+    metrics.update((logits[:4],), (target[:4],))  # every logit in [0, 1]: torchmetrics would read them as probabilities
+    metrics.update((logits[4:],), (target[4:],))
+    predicted = (logits > 0).flatten()
+    assert metrics.compute() == pytest.approx({"val/accuracy": accuracy_score(target.flatten(), predicted),
+                                               "val/f1": f1_score(target.flatten(), predicted)})
+
+
+def test_regression_metrics_on_one_value_per_sample():
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    output, target = torch.randn(11), torch.randn(11)  # a model output float32[N] against a float32[N] target
+    metrics = Metrics(_Plan(metrics=[MetricSpec(n, "regression", 0, 0) for n in ("mae", "mse", "r2")]))
+    metrics.update((output[:8],), (target[:8],))
+    metrics.update((output[8:],), (target[8:],))  # the last, partial batch
+    assert metrics.compute() == pytest.approx({"val/mae": mean_absolute_error(target, output),
+                                               "val/mse": mean_squared_error(target, output),
+                                               "val/r2": r2_score(target, output)}, rel=1e-5)

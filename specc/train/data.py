@@ -680,6 +680,8 @@ def _read_csv(plan: DataPlan, path: Path, spec_span) -> dict:
     header = [c.strip() for c in rows[0]]
     where = {c: i for i, c in enumerate(header)}
     body = [(n + 2, r) for n, r in enumerate(rows[1:]) if any(cell.strip() for cell in r)]
+    for line, row in body:
+        _check_row_length(row, line, len(header), path, cfg.delimiter)
     out = {}
     for f in plan.fields:
         cols = [where[c] for c in f.source]
@@ -692,13 +694,25 @@ def _read_csv(plan: DataPlan, path: Path, spec_span) -> dict:
     return out
 
 
+def _check_row_length(row, line: int, columns: int, path: Path, delimiter: str) -> None:
+    """A row of more or fewer cells than the header (an unquoted delimiter in a value) would shift its values
+    into the wrong columns: refuse it at the first cell past the header's columns, or at the row's end."""
+    if len(row) == columns:
+        return
+    extra = len(row) > columns
+    raise SpecError([Diagnostic(
+        "E0702", f"line {line} of {path.name} has {len(row)} cells, but the header has {columns} columns",
+        _cell_span(path, row, min(len(row), columns), line, delimiter), label="extra cell" if extra else "missing cell",
+        help=f"quote a value that contains the delimiter {delimiter!r}" if extra else
+        "give every row a cell for each column of the header")])
+
+
 def _cell(row, col: int, line: int, path: Path, name: str, delimiter: str) -> float:
     try:
         return float(row[col])
-    except (ValueError, IndexError):
-        text = row[col] if col < len(row) else ""
+    except ValueError:
         raise SpecError([Diagnostic("E0702", f"column `{name}` of {path.name} has a non-number "
-                                    f"{text!r} on line {line}", _cell_span(path, row, col, line, delimiter),
+                                    f"{row[col]!r} on line {line}", _cell_span(path, row, col, line, delimiter),
                                     label="not a number")]) from None
 
 

@@ -6,6 +6,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from .data import IGNORE_INDEX
 from .plan import LossTerm, TrainingPlan
 
 
@@ -17,6 +18,15 @@ def _classes_last_to_flat(fn, logits, target):
     return fn(logits, target)
 
 
+def _nothing_kept_is_zero(fn, ignore_index: int, output, target):
+    """torch's loss, except that a batch whose labels are all ignore_index gives 0 rather than torch's NaN
+    (a mean over no labels), which would stop the run as diverged. Its gradient is 0 either way."""
+    loss = fn(output, target)
+    if target.dtype.is_floating_point:  # class probabilities: nothing is ignored
+        return loss
+    return torch.where((target != ignore_index).any(), loss, 0.0)
+
+
 def _float_target(fn, output, target):
     return fn(output, target.to(output.dtype))
 
@@ -24,15 +34,13 @@ def _float_target(fn, output, target):
 def term_function(term: LossTerm):
     """f(output, target) -> scalar loss for one term."""
     options = dict(term.options)
-    if term.kind == "cross_entropy":
-        fn = partial(F.cross_entropy, **options)
-    elif term.kind == "nll":
-        fn = partial(F.nll_loss, **options)
-    else:
-        fn = {"mse": F.mse_loss, "l1": F.l1_loss, "bce_with_logits": F.binary_cross_entropy_with_logits,
-              "huber": partial(F.huber_loss, **options)}[term.kind]
-        return partial(_float_target, fn)
-    return partial(_classes_last_to_flat, fn) if term.class_dim == -1 else fn
+    if term.kind in ("cross_entropy", "nll"):
+        loss = F.cross_entropy if term.kind == "cross_entropy" else F.nll_loss
+        fn = partial(_nothing_kept_is_zero, partial(loss, **options), options.get("ignore_index", IGNORE_INDEX))
+        return partial(_classes_last_to_flat, fn) if term.class_dim == -1 else fn
+    fn = {"mse": F.mse_loss, "l1": F.l1_loss, "bce_with_logits": F.binary_cross_entropy_with_logits,
+          "huber": partial(F.huber_loss, **options)}[term.kind]
+    return partial(_float_target, fn)
 
 
 class Objective:

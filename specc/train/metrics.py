@@ -48,15 +48,17 @@ class Metrics(nn.Module):
 
 def _prepare(spec: MetricSpec, output: torch.Tensor, target: torch.Tensor):
     output = output.detach().float()
-    if spec.task == "regression":
-        output, target = output.flatten(1), target.float().flatten(1)
+    if spec.task == "regression":  # [N, ...] -> [N, K]; one output per sample -> [N]
+        output, target = output.reshape(len(output), -1), target.float().reshape(len(target), -1)
         if output.shape[1] == 1:
             output, target = output[:, 0], target[:, 0]
         return output, target
     if spec.task in ("binary", "multilabel"):
         if spec.task == "binary":
             output, target = output.flatten(), target.flatten()
-        return output, (target > 0.5).long()
+        # torchmetrics applies the sigmoid only when some value lies outside [0, 1]: a batch of
+        # logits all inside it would be taken for probabilities
+        return output.sigmoid(), (target > 0.5).long()
     if spec.class_dim == -1 and output.dim() > 2:
         output = output.movedim(-1, 1)
     if target.dtype.is_floating_point:  # class probabilities: score against the most likely class

@@ -65,10 +65,10 @@ def lr_factor(step: int, *, kind: str, steps_per_epoch: int, total_steps: int, w
 def _onecycle(step: int, total: int, pct_start: float) -> float:
     """OneCycleLR's cosine phases, as a fraction of max_lr."""
     start, end = 1 / ONECYCLE_DIV, 1 / (ONECYCLE_DIV * ONECYCLE_FINAL_DIV)
-    peak = max(1.0, pct_start * total - 1)
-    if step <= peak:
+    peak = pct_start * total - 1  # the step at max_lr, where torch puts it: 0 or less leaves no rising phase
+    if 0 < peak and step <= peak:
         return _cos_anneal(start, 1.0, step / peak)
-    return _cos_anneal(1.0, end, min(1.0, (step - peak) / max(1.0, total - 1 - peak)))
+    return _cos_anneal(1.0, end, min(1.0, (step - peak) / (total - 1 - peak)))
 
 
 def _cos_anneal(a: float, b: float, t: float) -> float:

@@ -358,9 +358,8 @@ class _Checker:
             return f"metric `{name}` needs a fixed number of classes, but the output is {out}"
         if top_k is not None and not 1 <= top_k <= classes:
             return f"metric `{name}` asks for the top {top_k} of {classes} classes"
-        ignore = dict(loss.options).get("ignore_index")
         return MetricSpec(name, "multiclass", loss.index, loss.target_index, loss.class_dim, classes, top_k,
-                          ignore if ignore is not None and ignore >= 0 else None)
+                          dict(loss.options).get("ignore_index"))
 
     # -- data
     def _data(self, inputs, targets, losses, outputs) -> DataPlan | None:
