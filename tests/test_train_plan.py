@@ -404,6 +404,16 @@ def test_python_overrides_take_numpy_numbers_but_not_booleans_for_numbers(tmp_pa
     assert only(err.value.diagnostics, "E0202").message == "train.epochs: input should be a valid integer"
 
 
+def test_set_one_item_of_a_pair_given_or_left_at_its_default(tmp_path):
+    spec = overrides.apply(_spec(tmp_path), overrides.parse_sets(["train.optimizer.betas.1=0.95"]))
+    assert spec.train.optimizer.betas == (0.9, 0.95)  # the other one is AdamW's default
+    spec = overrides.apply(spec, overrides.parse_sets(["train.optimizer.betas.0=0.8"]))
+    assert spec.train.optimizer.betas == (0.8, 0.95)
+    with pytest.raises(SpecError) as err:
+        overrides.apply(spec, overrides.parse_sets(["train.optimizer.betas.2=0.5"]))
+    assert only(err.value.diagnostics, "E0202").message == "no item 2 in train.optimizer.betas"
+
+
 def test_set_a_list_item_of_a_single_section(tmp_path):
     """`train.loss.0.weight` works whether the spec has one loss or several."""
     spec = overrides.apply(_spec(tmp_path), overrides.parse_sets(["train.loss.0.weight=0.5"]))

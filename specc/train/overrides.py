@@ -92,10 +92,11 @@ def apply(spec, overrides: list[Override]):
     if spec.train is None:
         raise SpecError([Diagnostic("E0701", f"{spec.path} has no train section to override", overrides[0].span)])
     doc = spec.train.model_dump(exclude_unset=True)
+    defaults = spec.train.model_dump()
     source_map = dict(spec.source_map)
     problems = []
     for o in overrides:
-        problem = _assign(doc, o.path, o.value)
+        problem = _assign(doc, defaults, o.path, o.value)
         if problem:
             problems.append(Diagnostic("E0202", problem, o.span, label="cannot set this"))
             continue
@@ -115,8 +116,10 @@ def apply(spec, overrides: list[Override]):
     return new
 
 
-def _assign(doc: dict, path: tuple, value) -> str | None:
-    node = doc
+def _assign(doc: dict, defaults: dict, path: tuple, value) -> str | None:
+    """Set doc[path] = value. `defaults`: the whole section, for an item of a list the file leaves at
+    its default (`optimizer.betas.0`)."""
+    node, default = doc, defaults
     for i, part in enumerate(path[:-1]):
         where = ".".join(map(str, ("train",) + path[:i + 1]))
         if isinstance(part, int) and isinstance(node, dict):  # one section (`loss`) is a list of one
@@ -126,9 +129,13 @@ def _assign(doc: dict, path: tuple, value) -> str | None:
         if isinstance(node, list):
             if not isinstance(part, int) or not 0 <= part < len(node):
                 return f"{where}: no item {part} in this list of {len(node)}"
-            node = node[part]
+            node, default = node[part], _at(default, part)
         elif isinstance(node, dict):
-            node = node.setdefault(part, {})
+            if part not in node and isinstance(path[i + 1], int) and isinstance(_at(default, part), (list, tuple)):
+                node[part] = _at(default, part)
+            if isinstance(node.get(part), tuple):  # a pair of numbers (betas) is edited as a list
+                node[part] = list(node[part])
+            node, default = node.setdefault(part, {}), _at(default, part)
             if not isinstance(node, (dict, list)):
                 return f"{where} is a value, not a section"
         else:
@@ -138,6 +145,15 @@ def _assign(doc: dict, path: tuple, value) -> str | None:
         if not isinstance(last, int) or not 0 <= last < len(node):
             return f"no item {last} in train.{'.'.join(map(str, path[:-1]))}"
     node[last] = value
+    return None
+
+
+def _at(node, part):
+    """node[part] of the defaults, or None where they have no such setting."""
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, (list, tuple)) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
     return None
 
 
