@@ -568,3 +568,63 @@ def test_a_spec_of_several_models_says_how_to_choose_one(capsys):
     assert "help: --model Generator on the command line, model=\"Generator\" in Python" in capsys.readouterr().err
     assert main(["summary", dcgan, "--model", "Nope"]) == 1
     assert "help: its models: Generator, Discriminator" in capsys.readouterr().err
+
+
+def test_fmt_reports_an_expression_too_deep_to_walk(tmp_path, capsys):
+    path = tmp_path / "deep.dlspec"
+    text = "spec 1\nb = " + "-" * 1000 + "1\n"
+    path.write_text(text)
+    assert main(["fmt", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "error[E0107]" in err and f"--> {path}:1:1" in err and "internal error" not in err
+    assert path.read_text() == text
+
+
+def test_convert_keeps_strings_of_any_character(tmp_path):
+    text = (ROOT / "specs" / "tutorial_mlp.dlspec").read_text().replace(
+        "  metrics = [accuracy]\n", '  metrics = [accuracy]\n  early_stop { monitor = "val/😀\\tä\\\\\\"", patience = 2 }\n')
+    dlspec = tmp_path / "m.dlspec"
+    dlspec.write_text(text)
+    yaml_path = tmp_path / "m.yaml"
+    yaml_path.write_text(to_yaml(text, str(dlspec)))
+    assert specc.load(yaml_path).train == specc.load(dlspec).train
+    assert specc.load(dlspec).train.early_stop.monitor == 'val/😀\tä\\"'
+    assert to_dlspec(yaml_path.read_text(), str(yaml_path)) == format_text(text)
+
+
+def test_yaml_to_dlspec_keeps_the_comment_after_a_block_scalar_header():
+    text = ("models:\n  M:\n    inputs: {x: 'float32[N, 4]'}\n    body:\n      - |-  # the stem\n"
+            "        y = x\n          |> Linear(2)  # head\n    outputs: [y]\n")
+    out = to_dlspec(text, "m.yaml")
+    assert "  y = x           # the stem\n    |> Linear(2)  # head\n" in out
+
+
+@pytest.mark.parametrize("yaml_text, where", [
+    ('models:\n  "my model":\n    inputs: {x: "float32[N, 4]"}\n    outputs: [x]\n', "3:3"),
+    ('models:\n  M:\n    inputs: {"a-b": "float32[N, 4]"}\n    outputs: ["a-b"]\n', "4:14"),
+])
+def test_convert_reports_yaml_names_dlspec_cannot_hold(tmp_path, capsys, yaml_text, where):
+    path = tmp_path / "m.yaml"
+    path.write_text("spec: 1\n" + yaml_text)
+    assert specc.check([path]) == []
+    assert main(["convert", str(path), "--to", "dlspec"]) == 1
+    err = capsys.readouterr().err
+    assert "error[E0202]: the .dlspec form cannot hold the name" in err and f"{path}:{where}" in err
+    assert "internal error" not in err
+
+
+def test_convert_says_why_none_has_no_yaml_form(tmp_path, capsys):
+    path = tmp_path / "m.dlspec"
+    path.write_text("model M(p = none) {\n  input x: float32[N, 4]\n  output x\n}\n")
+    assert main(["convert", str(path), "--to", "yaml"]) == 1
+    assert "`none` would read back as no value" in capsys.readouterr().err
+
+
+def test_graph_draws_one_edge_per_value(tmp_path):
+    path = tmp_path / "m.dlspec"
+    path.write_text("model M {\n  input x: float32[N, 4]\n  a, b = Chunk(x, 2, dim = -1)\n  y = a + b\n  output y\n}\n")
+    graph, diags = build(specc.load(path), "M")
+    assert diags == []
+    for depth in (None, 1):
+        edges = [(a, b) for a, b, _ in drawing(graph, depth).edges]
+        assert edges.count(("chunk_0", "add_0")) == 2, edges  # a and b

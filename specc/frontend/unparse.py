@@ -30,6 +30,9 @@ def _wrap(e, parent: float, strict: bool = False) -> str:
     return f"({text})" if needs_parens(e, parent, strict) else text
 
 
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"})  # the escapes dlspec strings read
+
+
 def literal(value) -> str:
     if value is True:
         return "true"
@@ -38,7 +41,7 @@ def literal(value) -> str:
     if value is None:
         return "none"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        return '"' + value.translate(_ESCAPES) + '"'
     if isinstance(value, float):
         text = repr(value)
         return text

@@ -26,7 +26,6 @@ from the body). Parameter defaults and constants must be literals in YAML: an ex
 from __future__ import annotations
 
 import bisect
-import json
 import os
 import re
 import sys
@@ -145,9 +144,9 @@ class Lines:
         return "\n".join(self.out).strip("\n") + "\n"
 
 
-def _unconvertible(span, what: str) -> SpecError:
+def _unconvertible(span, what: str, label: str = "not a literal") -> SpecError:
     return SpecError([Diagnostic("E0202", f"the YAML form cannot hold this {what}", span,
-                                 label="not a literal", help="write the value out as a number, string, "
+                                 label=label, help="write the value out as a number, string, "
                                  "true/false or a list, or keep this spec in .dlspec")])
 
 
@@ -175,6 +174,12 @@ def _reads_as(text: str, tag: str, value, flow: bool) -> bool:
 def yaml_string(text: str, flow: bool = False) -> str:
     """A string plain where it reads back as itself, else single-quoted."""
     return text if _reads_as(text, STR, text, flow) else "'" + text.replace("'", "''") + "'"
+
+
+def yaml_quoted(text: str) -> str:
+    """A double-quoted YAML string, escaped by YAML's own emitter (JSON's escapes split characters
+    beyond U+FFFF into surrogate pairs, which YAML reads as two broken characters)."""
+    return yaml.dump(text, default_style='"', allow_unicode=True, width=float("inf")).rstrip("\n")
 
 
 def _yaml_number(text: str, value, flow: bool) -> str:
@@ -264,7 +269,8 @@ class _YamlWriter:
         if isinstance(e, A.Unary) and e.op in "+-" and isinstance(e.operand, A.Literal) \
                 and isinstance(e.operand.value, (int, float)) and not isinstance(e.operand.value, bool):
             return self.scalar(e, flow)
-        raise _unconvertible(e.span, what)
+        none = isinstance(e, A.Literal)  # YAML's null is taken for "no value given"
+        raise _unconvertible(e.span, what, "`none` would read back as no value" if none else "not a literal")
 
     def scalar(self, e, flow: bool) -> str:
         """A setting's value: number, string, true/false/none, name, tensor type, or a list of them."""
@@ -278,7 +284,7 @@ class _YamlWriter:
             if v is None or isinstance(v, bool):
                 return {None: "null", True: "true", False: "false"}[v]
             if isinstance(v, str):
-                return json.dumps(v)
+                return yaml_quoted(v)
             return _yaml_number(self.slice(e.span), v, flow)
         if isinstance(e, A.Name):
             return yaml_string(e.id, flow)
@@ -425,8 +431,12 @@ def _grouped(entries) -> list[tuple[str, list]]:
 
 # ---- YAML -> .dlspec ----------------------------------------------------------------------
 def yaml_comments(text: str) -> list[Comment]:
-    """The comments of a YAML text: `#` outside scalars, at a line start or after a blank."""
-    scalars = sorted((t.start_mark.index, t.end_mark.index)
+    """The comments of a YAML text: `#` outside scalars, at a line start or after a blank (a block
+    scalar's text starts on the line after its `|-` header, which may end with a comment)."""
+    def start(t) -> int:
+        return (text.find("\n", t.start_mark.index) + 1 or len(text)) if t.style in ("|", ">") else t.start_mark.index
+
+    scalars = sorted((start(t), t.end_mark.index)
                      for t in yaml.scan(text, Loader=Loader) if isinstance(t, yaml.ScalarToken))
     starts = [s for s, _ in scalars]
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
@@ -478,14 +488,27 @@ class _DlspecWriter:
                     self.out.line(f"import {literal(item.value)}", _line(item))
             elif name == "constants":
                 for k, v in value.value:
-                    self.out.line(f"{k.value} = {self.literal(v)}", _line(k))
+                    self.out.line(f"{self.name(k)} = {self.literal(v)}", _line(k))
             elif name in ("models", "blocks"):
                 for k, v in value.value:
                     self.definition(name[:-1], k, v)
             else:
                 self.entry(key, value, "")
 
-    # -- values --
+    # -- names and values --
+    def span(self, node) -> SourceSpan:
+        start, end = node.start_mark, node.end_mark
+        return SourceSpan(self.file, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+
+    def name(self, node) -> str:
+        """A YAML key (or list item) that the .dlspec form writes as a name."""
+        if not NAME.fullmatch(node.value):
+            raise SpecError([Diagnostic("E0202", f"the .dlspec form cannot hold the name `{node.value}`",
+                                        self.span(node), label="not a name",
+                                        help="a .dlspec name is letters, digits and `_`, not starting with a digit: "
+                                        "rename it, or keep this spec in YAML")])
+        return node.value
+
     def literal(self, node) -> str:
         """A parameter default or constant: YAML values are literals (a string stays a string)."""
         if isinstance(node, yaml.SequenceNode):
@@ -509,10 +532,8 @@ class _DlspecWriter:
         if isinstance(node, yaml.SequenceNode):
             return "[" + ", ".join(self.setting(x) for x in node.value) + "]"
         if isinstance(node, yaml.MappingNode):
-            mark = node.start_mark
             raise SpecError([Diagnostic("E0202", "the .dlspec form has no list that mixes sections and values",
-                                        SourceSpan.point(self.file, mark.line + 1, mark.column + 1),
-                                        label="a mapping in a list of values")])
+                                        self.span(node), label="a mapping in a list of values")])
         if node.tag in (INT, FLOAT):
             return self.number(node)
         value = _value(node)
@@ -528,24 +549,24 @@ class _DlspecWriter:
         fields = {k.value: v for k, v in node.value}
         params = fields.get("params")
         params = params.value if isinstance(params, yaml.MappingNode) else []
-        head, line = f"{kind} {key.value}", _line(key)
+        head, line = f"{kind} {self.name(key)}", _line(key)
         if kind == "block" or params:  # one parameter a line, each with its comments; fmt fills the lines
             self.out.line(head + "(", line)
             for k, v in params:
                 default = "" if v.tag == NULL else f" = {self.literal(v)}"
-                self.out.line(f"{k.value}{default},", _line(k), "    ")
+                self.out.line(f"{self.name(k)}{default},", _line(k), "    ")
             head = ")"
         if kind == "block":
-            head += f" ({', '.join(x.value for x in fields['inputs'].value)})"
+            head += f" ({', '.join(self.name(x) for x in fields['inputs'].value)})"
         self.out.line(head + " {", line)
         if kind == "model":
             for k, v in fields["inputs"].value:
-                self.out.line(f"input {k.value}: {v.value}", _line(k), "  ")
+                self.out.line(f"input {self.name(k)}: {v.value}", _line(k), "  ")
         for item in getattr(fields.get("body"), "value", []):
             self.statement(item)
         if kind == "model":
             outputs = fields["outputs"]
-            names = [x.value for x in outputs.value] if isinstance(outputs, yaml.SequenceNode) else [outputs.value]
+            names = [self.name(x) for x in (outputs.value if isinstance(outputs, yaml.SequenceNode) else [outputs])]
             self.out.line("output " + ", ".join(names), _line(outputs), "  ")
         self.out.inside(node.end_mark.line + 1, key.start_mark.column + 1, "  ")
         self.out.line("}")
@@ -568,7 +589,7 @@ class _DlspecWriter:
             for item in node.value:
                 self.section(key, item, indent, _line(item))
         else:
-            self.out.line(f"{key.value} = {self.setting(node)}", _line(key), indent)
+            self.out.line(f"{self.name(key)} = {self.setting(node)}", _line(key), indent)
 
     def section(self, key, node: yaml.MappingNode, indent: str, line: int | None = None) -> None:
         """A flow mapping is a one-line section, a block mapping one entry a line."""
@@ -585,7 +606,7 @@ class _DlspecWriter:
 
     def section_head(self, key, node) -> str:
         kind = next((v.value for k, v in node.value if self._is_kind(k, v)), None)
-        return key.value + (f" {kind}" if kind else "")
+        return self.name(key) + (f" {kind}" if kind else "")
 
     @staticmethod
     def _is_kind(k, v) -> bool:
@@ -602,7 +623,7 @@ class _DlspecWriter:
             elif isinstance(v, yaml.SequenceNode) and v.value and all(isinstance(x, yaml.MappingNode) for x in v.value):
                 parts += [f"{self.section_head(k, x)} {{{self.flow_entries(x)}}}" for x in v.value]
             else:
-                parts.append(f"{k.value} = {self.setting(v)}")
+                parts.append(f"{self.name(k)} = {self.setting(v)}")
         return f" {', '.join(parts)} " if parts else ""
 
 

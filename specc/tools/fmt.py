@@ -95,10 +95,10 @@ class Source:
         for line in lines[:-1]:
             self.starts.append(self.starts[-1] + len(line) + 1)
         tree, tokens = self._parse()
+        self.items = to_ast(tree, file)  # first: it reports a tree too deep to walk as a located error
         # the AST keeps a number's value, fmt keeps its spelling: `3e-4` stays `3e-4`
         self.numbers = {(t.line, t.column): str(t) for t in
                         tree.scan_values(lambda v: isinstance(v, Token) and v.type in ("INT", "FLOAT"))}
-        self.items = to_ast(tree, file)
         self.comments = [Comment(t.line, t.column, str(t).rstrip(), not lines[t.line - 1][: t.column - 1].strip())
                          for t in tokens]
 

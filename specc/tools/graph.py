@@ -69,7 +69,7 @@ def drawing(graph, depth: int | None = None, output_names=()) -> Drawing:
         root.boxes.append(box)
         box_of[name] = box.id
     groups: dict[str, Box] = {}
-    edges: dict[tuple, None] = {}
+    edges: dict[tuple, str] = {}  # (from box, to box, value id) -> label: one edge per value a box takes in
     for node in graph.nodes:
         layer = graph.layers[node.layer]
         parts = node.layer.split(".")
@@ -87,15 +87,15 @@ def drawing(graph, depth: int | None = None, output_names=()) -> Drawing:
             cluster(node.layer.rpartition(".")[0]).boxes.append(box)
         for value in node.inputs:
             if value in box_of and box_of[value] != box.id:
-                edges[(box_of[value], box.id, _shape(graph.values[value].type))] = None
+                edges[(box_of[value], box.id, value)] = _shape(graph.values[value].type)
         for value in node.outputs:
             box_of[value] = box.id
     for i, value in enumerate(graph.outputs):
         name = output_names[i] if i < len(output_names) else value
         box = Box(f"output:{name}", (name,), "output")
         root.boxes.append(box)
-        edges[(box_of[value], box.id, _shape(graph.values[value].type))] = None
-    return Drawing(graph.name, root, list(edges))
+        edges[(box_of[value], box.id, value)] = _shape(graph.values[value].type)
+    return Drawing(graph.name, root, [(a, b, label) for (a, b, _), label in edges.items()])
 
 
 # ---- Graphviz DOT -------------------------------------------------------------------------
