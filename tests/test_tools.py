@@ -602,6 +602,7 @@ def test_yaml_to_dlspec_keeps_the_comment_after_a_block_scalar_header():
 @pytest.mark.parametrize("yaml_text, where", [
     ('models:\n  "my model":\n    inputs: {x: "float32[N, 4]"}\n    outputs: [x]\n', "3:3"),
     ('models:\n  M:\n    inputs: {"a-b": "float32[N, 4]"}\n    outputs: ["a-b"]\n', "4:14"),
+    ('constants:\n  model: 2\n', "3:3"),
 ])
 def test_convert_reports_yaml_names_dlspec_cannot_hold(tmp_path, capsys, yaml_text, where):
     path = tmp_path / "m.yaml"

@@ -43,6 +43,7 @@ from .fmt import Comment, Source, format_source, format_text
 STR, INT, FLOAT, NULL = (f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "null"))
 NUMBER = re.compile(r"[-+]?(?:(?:\d[\d_]*\.\d*|\.\d+)(?:[eE][+-]?\d+)?|\d[\d_]*[eE][+-]?\d+|\d[\d_]*)")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+TOP_LEVEL_KEYWORDS = ("spec", "import", "model", "block", "else")  # a constant's line cannot start with one
 TENSOR_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\[.*\]")
 KEYWORDS = {"spec", "import", "model", "block", "input", "output", "return", "if", "else", "tie", "repeat", "as",
             "and", "or", "not", "true", "false", "none"}
@@ -488,7 +489,7 @@ class _DlspecWriter:
                     self.out.line(f"import {literal(item.value)}", _line(item))
             elif name == "constants":
                 for k, v in value.value:
-                    self.out.line(f"{self.name(k)} = {self.literal(v)}", _line(k))
+                    self.out.line(f"{self.name(k, TOP_LEVEL_KEYWORDS)} = {self.literal(v)}", _line(k))
             elif name in ("models", "blocks"):
                 for k, v in value.value:
                     self.definition(name[:-1], k, v)
@@ -500,13 +501,14 @@ class _DlspecWriter:
         start, end = node.start_mark, node.end_mark
         return SourceSpan(self.file, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
 
-    def name(self, node) -> str:
-        """A YAML key (or list item) that the .dlspec form writes as a name."""
-        if not NAME.fullmatch(node.value):
+    def name(self, node, keywords=()) -> str:
+        """A YAML key (or list item) that the .dlspec form writes as a name; `keywords`: the words that
+        begin something else where it stands (a constant named `model` would begin a model)."""
+        if not NAME.fullmatch(node.value) or node.value in keywords:
             raise SpecError([Diagnostic("E0202", f"the .dlspec form cannot hold the name `{node.value}`",
-                                        self.span(node), label="not a name",
-                                        help="a .dlspec name is letters, digits and `_`, not starting with a digit: "
-                                        "rename it, or keep this spec in YAML")])
+                                        self.span(node), label="a keyword here" if NAME.fullmatch(node.value)
+                                        else "not a name", help="a .dlspec name is letters, digits and `_`, not "
+                                        "starting with a digit, and not a keyword: rename it, or keep this spec in YAML")])
         return node.value
 
     def literal(self, node) -> str:
