@@ -325,6 +325,80 @@ def test_runtime_error_inside_a_block_names_the_block_line_and_its_use(tmp_path)
     assert "line 8" not in notes and "first: Linear(4)" not in notes
 
 
+def test_runtime_error_frames_name_where_each_line_is(tmp_path):
+    """Outermost first, as Python prints a traceback: each frame names the model or block its line is in.
+    An error raised by a line of the generated forward itself (torch.cat, not a submodule) is located too."""
+    path = tmp_path / "nested.dlspec"
+    path.write_text("spec 1\n"
+                    "block Inner() (x) {\n"
+                    "  return x |> fc: Linear(3)\n"
+                    "}\n"
+                    "block Outer() (x) {\n"
+                    "  return x |> Inner\n"
+                    "}\n"
+                    "model M {\n"
+                    "  input x: float32[N, 4]\n"
+                    "  input z: float32[N, 2]\n"
+                    "  y = x |> Outer\n"
+                    "  w = Concat(y, z, dim = 1)\n"
+                    "  output w\n"
+                    "}\n")
+    model = specc.compile(path).model
+    with pytest.raises(RuntimeError) as info:
+        model(torch.randn(2, 5), torch.randn(2, 2))
+    assert info.value.__notes__ == [
+        f'specc: raised by the model at\n  File "{path}", line 11, column 12, in M\n    y = x |> Outer\n'
+        f'  File "{path}", line 6, column 15, in block Outer\n    return x |> Inner\n'
+        f'  File "{path}", line 3, column 19, in block Inner\n    return x |> fc: Linear(3)']
+    with pytest.raises(RuntimeError) as info:
+        model(torch.randn(2, 4), torch.randn(3, 2))
+    assert info.value.__notes__ == [
+        f'specc: raised by the model at\n  File "{path}", line 12, column 7, in M\n    w = Concat(y, z, dim = 1)']
+
+
+def test_arithmetic_on_integer_tensors_stays_integer(tmp_path):
+    """`tok + 1` is int64, as in torch: it can index an Embedding."""
+    path = tmp_path / "ints.dlspec"
+    path.write_text("model M {\n  input tok: int64[N, T]\n  e = tok + 1 |> emb: Embedding(10, 4)\n"
+                    "  n = -tok\n  m = tok * 2 - 1\n  h = tok * 0.5\n  output e, n, m, h\n}\n")
+    model = specc.compile(path).model
+    tok = torch.tensor([[0, 3, 8]])
+    e, n, m, h = model(tok)
+    assert torch.equal(e, model.emb(tok + 1))
+    assert torch.equal(n, -tok) and torch.equal(m, tok * 2 - 1) and torch.equal(h, tok * 0.5)
+    assert (n.dtype, m.dtype, h.dtype) == (torch.int64, torch.int64, torch.float32)
+
+
+def test_a_layer_applied_again_in_a_list_or_repeat_shares_its_weights(tmp_path):
+    """ALBERT's one layer applied n times: `repeat 3 { fc }` and `[fc, ReLU, fc]` reuse the enclosing `fc`."""
+    path = tmp_path / "shared.dlspec"
+    path.write_text("model M {\n  input x: float32[N, 4]\n  h = x |> fc: Linear(4) |> repeat 2 { fc }\n"
+                    "  y = h |> seq: [fc, ReLU, own: Linear(4), own]\n  output y\n}\n")
+    model = specc.compile(path).model
+    assert list(model.state_dict()) == ["fc.weight", "fc.bias", "seq.own.weight", "seq.own.bias"]
+    x = torch.randn(2, 4)
+    fc, own = model.fc, model.seq.own
+    with torch.no_grad():
+        assert torch.equal(model(x), own(own(torch.relu(fc(fc(fc(fc(x))))))))
+
+
+def test_list_parameters_from_python_mean_what_the_spec_list_means(tmp_path):
+    """params={"sizes": [1, 3]} is the spec's `[1, 3]` (a Python list equal to a spec list); a value specc
+    cannot hold is one located error, with no cascade from the names its `if` would have bound."""
+    path = tmp_path / "split.dlspec"
+    path.write_text("model M(sizes = [2, 2]) {\n  input x: float32[N, 4]\n"
+                    "  if sizes == [1, 3] {\n    a, b = Split(x, sizes + [], dim = 1)\n  } else {\n"
+                    "    a, b = Chunk(x, 2, dim = 1)\n  }\n  output a, b\n}\n")
+    x = torch.randn(2, 4)
+    a, b = specc.compile(path, params={"sizes": [1, 3]}).model(x)
+    assert torch.equal(a, x[:, :1]) and torch.equal(b, x[:, 1:])
+    with pytest.raises(specc.SpecError) as info:
+        specc.compile(path, params={"sizes": {"a": 1}})
+    [d] = info.value.diagnostics
+    assert (d.code, d.span.line, d.span.col) == ("E0405", 1, 9)
+    assert d.message == "model M parameter `sizes`: expected a number, string, boolean, none or list, got dict"
+
+
 def test_state_dict_keys_follow_spec_names():
     keys = list(specc.compile(ROOT / "specs" / "digits_cnn.dlspec", device="meta").model.state_dict())
     assert keys[:2] == ["conv1.weight", "conv1.bias"] and keys[-2:] == ["head.weight", "head.bias"]

@@ -139,6 +139,52 @@ block B(out) (x) {
     for path in sorted((ROOT / "specs" / "std").glob("*.dlspec")):
         assert specc.check([str(path)]) == [], path.name
 
+def _found(text: str, tmp_path) -> list:
+    path = tmp_path / "m.dlspec"
+    path.write_text(text)
+    return [(d.code, d.message, d.span.line, d.span.col) for d in specc.check([str(path)])]
+
+
+def test_builtins_refuse_what_they_would_ignore(tmp_path):
+    """Extra arguments, arguments by name, and what min/max cannot order are errors, not silently dropped."""
+    found = _found("model M {\n  input x: float32[N, 4]\n  a = int(7.9, 2)\n  b = min(x = 3)\n"
+                   "  c = max(dim(x, 0), 3)\n  d = len(none)\n  e = dim(x, true)\n  output x\n}\n", tmp_path)
+    assert found == [("E0405", "int() takes one argument, got 2", 3, 7),
+                     ("E0404", "min() takes no argument by name", 4, 11),
+                     ("E0405", "max() takes numbers, or one list of them", 5, 7),
+                     ("E0405", "len() takes a list or a string, got none", 6, 7),
+                     ("E0405", "dim(): the tensor is float32[N, 4], it has no dim True", 7, 7)]
+
+
+def test_a_symbolic_size_is_not_equal_to_a_number_statically(tmp_path):
+    """`N == 4` depends on the batch: an error, not false; equal forms compare equal."""
+    found = _found("model M {\n  input x: float32[N, 4, H]\n  y = x |> ReLU if dim(x, 2) == dim(x, 2) else x\n"
+                   "  z = x |> ReLU if dim(x, 0) != 4 else x\n  output y, z\n}\n", tmp_path)
+    assert found == [("E0405", "cannot tell whether N != 4: the size is known only at run time", 4, 20)]
+
+
+def test_repeat_index_belongs_to_the_repeat(tmp_path):
+    graph = _graph("model M(i = 7) {\n  input x: float32[N, 4]\n  h = x |> r: repeat 2 as i { Linear(4 + i) }\n"
+                   "  y = h |> last: Linear(i)\n  output y\n}\n", tmp_path)
+    assert [graph.layers[p].params.out_features for p in ("r.0", "r.1", "last")] == [4, 5, 7]
+    found = _found("model M {\n  input x: float32[N, 4]\n  h = x |> repeat 2 as i { Linear(4) }\n"
+                   "  y = h |> Linear(i)\n  output y\n}\n", tmp_path)
+    assert found == [("E0401", "`i` is not defined", 4, 19)]
+
+
+def test_a_return_inside_an_if_leaves_what_follows_reachable(tmp_path):
+    graph = _graph("block B(flag) (x) {\n  if flag {\n    return x |> ReLU\n  }\n  return x |> Tanh\n}\n"
+                   "model M {\n  input x: float32[N, 4]\n  y = x |> B(true)\n  z = x |> B(false)\n  output y, z\n}\n",
+                   tmp_path)
+    assert [graph.layers[n.layer].op for n in graph.nodes] == ["ReLU", "Tanh"]
+
+
+def test_a_layer_applied_again_keeps_its_name(tmp_path):
+    found = _found("model M {\n  input x: float32[N, 4]\n  y = x |> fc: Linear(4) |> other: fc\n  output y\n}\n",
+                   tmp_path)
+    assert found == [("E0403", "`fc` is a layer applied again: it keeps its name", 3, 29)]
+
+
 def test_check_does_not_import_torch():
     code = "import sys, specc; d = specc.check(['specs']); assert 'torch' not in sys.modules, 'torch imported'; print(len(d))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

@@ -33,7 +33,7 @@ def build_module(graph: Graph, *, device=None, dtype=None) -> fx.GraphModule:
     for tie in graph.ties:
         _tie(root, tie.target, tie.source)
     gm = fx.GraphModule(root, _fx_graph(graph, root), class_name=graph.name)
-    type(gm)._wrapped_call = _SpecLocatedCall(type(gm)._wrapped_call)
+    type(gm)._wrapped_call = _SpecLocatedCall(type(gm)._wrapped_call.cls)
     if graph.ties:
         type(gm)._apply = _keeping_ties(graph.ties)
     if dtype is not None:
@@ -84,15 +84,18 @@ class _NoInitOnMeta(TorchFunctionMode):
 
 
 class _SpecLocatedCall:
-    """Wraps the GraphModule's call: an exception raised inside the generated forward gets a
-    note naming the spec line that made the failing node (PEP 678 notes print with the trace)."""
+    """Replaces fx's call wrapper: an exception raised inside the generated forward gets a
+    note naming the spec line that made the failing node (PEP 678 notes print with the trace).
 
-    def __init__(self, call):
-        self.call = call
+    fx's own wrapper drops the traceback of an error raised by a line of the generated forward itself
+    (`torch.cat`, `h + x`), which is where the failing line is found, and prints its own report."""
+
+    def __init__(self, cls):
+        self.cls = cls
 
     def __call__(self, obj, *args, **kwargs):
         try:
-            return self.call(obj, *args, **kwargs)
+            return super(self.cls, obj).__call__(*args, **kwargs)
         except Exception as err:
             trace = _failing_node_trace(obj, err.__traceback__)
             if trace:
@@ -216,10 +219,13 @@ def _relu_in_place(g: fx.Graph, modules: dict[str, nn.Module]) -> None:
 
 
 def _stack_trace(model_name: str, node) -> str:
-    """Python-traceback-shaped text naming the spec line (and the block uses), innermost first."""
-    frames = [(node.span, model_name)] + [(n.span, n.message) for n in node.notes if n.span is not None]
+    """Python-traceback-shaped text, outermost first: the block uses in the model and in the blocks,
+    then the spec line that made the node, each frame naming where its line is."""
+    uses = [n for n in reversed(node.notes) if n.span is not None]
+    # a use's note says "in block B, used": the lines after it are in block B
+    wheres = [model_name] + [n.message.removeprefix("in ").removesuffix(", used") for n in uses]
     lines = []
-    for span, where in reversed(frames):
+    for span, where in zip([n.span for n in uses] + [node.span], wheres):
         src = (source_line(span.file, span.line) or "").strip()
         lines.append(f'  File "{span.file}", line {span.line}, column {span.col}, in {where}\n    {src}')
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import keyword
 import math
+from collections import ChainMap
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -90,7 +91,8 @@ class StmtError(Exception):
 class Scope:
     prefix: str  # module path prefix: "" or "layer1.0."
     values: dict  # constants and tensors by name
-    layers: dict = field(default_factory=dict)  # local layer name -> full path (for reuse)
+    # local layer name -> full path (for reuse); a list's or repeat's scope sees the enclosing one's too
+    layers: ChainMap = field(default_factory=ChainMap)
     reserved: set = field(default_factory=set)  # explicit layer names in this body (auto names avoid them)
     counters: dict = field(default_factory=dict)
     notes: tuple = ()  # Note chain of block expansions, innermost first
@@ -289,7 +291,12 @@ class Builder:
                            f"its parameters: {', '.join(model.params) or 'none'}")
         for pname, default in model.params.items():
             if params and pname in params:
-                scope.values[pname] = params[pname]
+                try:
+                    scope.values[pname] = _from_python(params[pname])
+                except EvalError as err:
+                    self.error("E0405", f"model {name} parameter `{pname}`: {err.message}",
+                               self.spec.span("models", name, "params", pname), label="given from Python")
+                    scope.values[pname] = POISON
             elif default is None:
                 self.error("E0406", f"model {name} needs a value for parameter `{pname}`",
                            self.spec.span("models", name, "params", pname))
@@ -383,14 +390,16 @@ class Builder:
 
     # ---- statements ----
     def run_body(self, stmts, scope: Scope) -> None:
-        for stmt in stmts:
+        for i, stmt in enumerate(stmts):
             if scope.returned is not None:
-                self.error("E0409", "unreachable statement after `return`", stmt.span, scope)
+                # after an `if` whose branch returned, the statements are reachable: the other branch runs them
+                if i and isinstance(stmts[i - 1], A.Return):
+                    self.error("E0409", "unreachable statement after `return`", stmt.span, scope)
                 break
             try:
                 self.run_stmt(stmt, scope)
             except StmtError:
-                for target in getattr(stmt, "targets", ()):
+                for target in _targets(stmt):
                     scope.values[target] = POISON
                 if isinstance(stmt, A.Return):
                     scope.returned = (POISON,) * len(stmt.values)
@@ -505,7 +514,7 @@ class Builder:
             if e.op == "+":
                 return v
             if isinstance(v, Tensor):
-                return self.apply_op("Mul", e, [v], {"other": -1.0}, scope, None)
+                return self.apply_op("Mul", e, [v], {"other": -1}, scope, None)  # -ids stays int64, as in torch
             return negate(v)
         if isinstance(e, A.Compare):
             a, b = self.eval(e.left, scope), self.eval(e.right, scope)
@@ -565,7 +574,7 @@ class Builder:
                 self.fail("E0405", f"cannot apply `{op}` to a tensor and {type_name(other)}", e.span, scope)
             if isinstance(b, Tensor) and op in ("-", "/"):
                 self.fail("E0405", f"write the tensor first: `x {op} {other}`", e.span, scope)
-            return self.apply_op(name, e, [tensor], {"other": float(other)}, scope, None)
+            return self.apply_op(name, e, [tensor], {"other": other}, scope, None)
         return binary(op, a, b)
 
     # ---- calls and builtins ----
@@ -575,10 +584,13 @@ class Builder:
         return self.apply_layer(call.func, call, [], scope, call.layer_name, call.name_span)
 
     def builtin(self, call: A.Call, scope: Scope):
+        f = call.func
+        keyword = next((a for a in call.args if a.name is not None), None)
+        if keyword is not None:
+            self.fail("E0404", f"{f}() takes no argument by name", keyword.span, scope)
         args = [self.eval(a.value, scope) for a in call.args]
         if any(a is POISON for a in args):
             return POISON
-        f = call.func
         try:
             if f in ("channels", "dim", "rank", "features"):
                 want = 2 if f == "dim" else 1
@@ -588,20 +600,28 @@ class Builder:
                 if f == "rank":
                     return len(shape)
                 index = {"channels": 1, "features": -1}.get(f, args[-1])
-                if not isinstance(index, int) or not -len(shape) <= index < len(shape):
+                if isinstance(index, bool) or not isinstance(index, int) or not -len(shape) <= index < len(shape):
                     raise EvalError(f"{f}(): the tensor is {args[0].type}, it has no dim {index}")
                 return shape[index]
             if f in ("min", "max"):
                 values = args[0] if len(args) == 1 and isinstance(args[0], tuple) else args
+                if not values or not all(_is_number(v) for v in values):
+                    raise EvalError(f"{f}() takes numbers, or one list of them",
+                                    help="a symbolic size has no value to compare" if any(
+                                        isinstance(v, D.Sym) for v in values) else None)
                 return (min if f == "min" else max)(values)
+            if len(args) != 1:
+                raise EvalError(f"{f}() takes one argument, got {len(args)}")
             if f == "int":
                 return in_range(int(args[0]))
             if f == "float":
                 return in_range(float(args[0]))
             if f == "len":
+                if not isinstance(args[0], (tuple, str)):
+                    raise EvalError(f"len() takes a list or a string, got {type_name(args[0])}")
                 return len(args[0])
             if f == "sqrt":  # GPT-2's scaled init: std = 0.02 / sqrt(2 * layers)
-                if len(args) != 1 or not _is_number(args[0]):
+                if not _is_number(args[0]):
                     raise EvalError("sqrt() takes a number")
                 if args[0] < 0:
                     raise EvalError(f"sqrt() of a negative number ({args[0]})")
@@ -645,7 +665,8 @@ class Builder:
     def _sub_scope(self, scope: Scope, name: str | None, name_span, what: str) -> Scope:
         """A naming scope for a list or repeat: `name.0`, `name.1`, ... (values stay shared)."""
         path = self._layer_path(name, name_span, what, scope)
-        return Scope(path + ".", scope.values, notes=scope.notes, block=scope.block, depth=scope.depth)
+        return Scope(path + ".", scope.values, scope.layers.new_child(), notes=scope.notes, block=scope.block,
+                     depth=scope.depth)
 
     def apply_sequence(self, items, inputs, scope, name, name_span):
         if name is None:  # an unnamed list only groups; its layers are named in the enclosing scope
@@ -682,23 +703,32 @@ class Builder:
 
     def _expand_repeat(self, rep: A.Repeat, count: int, inputs, scope: Scope, sub: Scope):
         value = inputs[0] if len(inputs) == 1 else tuple(inputs)  # `repeat 0` passes its input through
-        for i in range(count):
+        shadowed = {rep.var: scope.values[rep.var]} if rep.var in scope.values else {}
+        try:
+            for i in range(count):
+                if rep.var:
+                    scope.values[rep.var] = i
+                if len(rep.stages) == 1 and not isinstance(rep.stages[0], A.Named):
+                    value = self.apply_stage(rep.stages[0], _as_list(value), sub, str(i), None)
+                else:
+                    inner = Scope(f"{sub.prefix}{i}.", scope.values, scope.layers.new_child(), notes=scope.notes,
+                                  block=scope.block, depth=scope.depth)
+                    for j, st in enumerate(rep.stages):
+                        value = self.apply_stage(st, _as_list(value), inner,
+                                                 None if isinstance(st, A.Named) else str(j), None)
+        finally:  # the index belongs to the repeat: after it, its name means what it meant before
             if rep.var:
-                scope.values[rep.var] = i
-            if len(rep.stages) == 1 and not isinstance(rep.stages[0], A.Named):
-                value = self.apply_stage(rep.stages[0], _as_list(value), sub, str(i), None)
-            else:
-                inner = Scope(f"{sub.prefix}{i}.", scope.values, notes=scope.notes, block=scope.block, depth=scope.depth)
-                for j, st in enumerate(rep.stages):
-                    value = self.apply_stage(st, _as_list(value), inner, None if isinstance(st, A.Named) else str(j), None)
+                scope.values.pop(rep.var, None)
+                scope.values.update(shadowed)
         return value
 
     # ---- layers ----
     def _layer_path(self, name: str | None, name_span, op: str, scope: Scope) -> str:
         if name is not None:
             self._check_layer_name(name, name_span, scope)
-            if name in scope.layers or (scope.prefix + name) in self.layers:
-                first = self.layers.get(scope.layers.get(name, scope.prefix + name))
+            local = scope.layers.maps[0]  # a list or repeat may reuse an enclosing layer's name for its own
+            if name in local or (scope.prefix + name) in self.layers:
+                first = self.layers.get(local.get(name, scope.prefix + name))
                 self.fail("E0403", f"layer name `{name}` is used twice", name_span, scope,
                           label="second layer with this name",
                           notes=(Note("first used", first.span),) if first else (),
@@ -735,6 +765,11 @@ class Builder:
         op = OPS.get(func)
         if op is None:
             if func in scope.layers and not call.args:
+                if name_span is not None:  # `other: fc` (the index names of lists and repeats have no span)
+                    self.fail("E0403", f"`{func}` is a layer applied again: it keeps its name", name_span, scope,
+                              label="a second name", help=f"drop `{name}:` to share its weights, or call an op "
+                              f"for a new layer: `{name}: {self.layers[scope.layers[func]].op}(...)`"
+                              if scope.layers[func] in self.layers else f"drop `{name}:`")
                 return self.reuse_layer(scope.layers[func], call, inputs, scope)
             self._not_an_op(func, call, scope)
         # leading tensor arguments are inputs (`Concat(a, b, dim = 1)`); the rest are the op's arguments
@@ -900,7 +935,7 @@ class Builder:
             if span is None and err.input is not None and hasattr(call, "args"):
                 span = self._input_span(call, err.input, len(tensors), scope)
             help_ = err.help
-            if err.code == "E0301" and err.arg in op.inferred and isinstance(call, A.Call):
+            if err.code == "E0301" and err.arg in op.inferred and not layer_exists:
                 fixed = tuple(a for a in call.args if a.span != arg_spans.get(err.arg))
                 help_ = f"drop the input size; specc infers it: {unparse.call(call.func, fixed)}"
             label = err.label or (f"input is {_shape_text(types[0])}" if types and err.code == "E0301" else "")
@@ -1133,6 +1168,13 @@ class Builder:
                 # else: an argument is unknown here; the op validates its values where the block is used
 
 
+def _targets(stmt) -> tuple:
+    """The names a statement binds: those of both branches of an `if` (when its test fails, neither runs)."""
+    if isinstance(stmt, A.If):
+        return tuple(t for s in (*stmt.body, *stmt.orelse) for t in _targets(s))
+    return getattr(stmt, "targets", ())
+
+
 def _subexpressions(e) -> tuple:
     if isinstance(e, A.BinOp):
         return (e.first, *(x for _, x in e.rest))
@@ -1203,6 +1245,16 @@ def _display_path(path: Path) -> str:
     text = os.path.normpath(str(path))
     rel = os.path.relpath(os.path.abspath(text))
     return rel if not rel.startswith("..") else os.path.abspath(text)
+
+
+def _from_python(value):
+    """A parameter value given from Python (`specc.compile(..., params=...)`) as the evaluator's own:
+    a list as a tuple, as `[2, 2]` in a spec is (else `sizes == [2, 2]` would be false)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_from_python(v) for v in value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return in_range(value)
+    raise EvalError(f"expected a number, string, boolean, none or list, got {type(value).__name__}")
 
 
 def _as_list(value) -> list:

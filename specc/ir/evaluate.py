@@ -94,10 +94,11 @@ def _binary(op: str, a, b):
 
 
 def compare(op: str, a, b) -> bool:
-    if op == "==":
-        return a == b
-    if op == "!=":
-        return a != b
+    if op in ("==", "!="):
+        if is_dim(a) and is_dim(b) and (isinstance(a, D.Sym) or isinstance(b, D.Sym)) and a != b:
+            # `N == 4` may hold for one batch and not the next; equal forms (`H//2` twice) are equal
+            raise EvalError(f"cannot tell whether {a} {op} {b}: the size is known only at run time")
+        return (a == b) == (op == "==")
     if isinstance(a, NUMBER) and isinstance(b, NUMBER) and not isinstance(a, bool) and not isinstance(b, bool):
         return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
     raise EvalError(f"cannot compare {type_name(a)} and {type_name(b)} with `{op}`",
