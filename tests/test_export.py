@@ -165,6 +165,66 @@ def test_large_weights_go_to_external_data(tiny, tmp_path):
     assert json.loads(result.manifest.read_text())["export"]["external_data"] is True
 
 
+def test_re_exporting_without_external_data_removes_the_earlier_weights_file(tiny, tmp_path):
+    tiny.export("onnx", tmp_path / "model.onnx", external_data=True, **FAST)
+    result = tiny.export("onnx", tmp_path / "model.onnx", external_data=False, **FAST)
+    assert leftovers(tmp_path) == ["model.onnx", "model.onnx.manifest.json"]
+    assert [f["name"] for f in json.loads(result.manifest.read_text())["files"]] == ["model.onnx"]
+
+
+GRU_SEQUENCE = """\
+spec 1
+
+model Seq {
+  input x: float32[N, T, 4]
+
+  h = x |> enc: GRU(6)
+  flat = h |> Reshape([0, -1])
+
+  output flat
+}
+"""
+
+
+def test_onnx_keeps_the_sequence_length_dynamic_after_a_gru_every_time(tmp_path):
+    """torch.onnx used to bake the example's T into ops after a GRU (flat: Reshape to [N, 8 * 6]),
+    and a second export in the same process specialised T outright."""
+    import onnxruntime as ort
+
+    compiled = specc.compile(write_spec(tmp_path, GRU_SEQUENCE, "seq.dlspec"))
+    for _ in range(2):
+        result = compiled.export("onnx", tmp_path / "out" / "model.onnx", **FAST)
+    sess = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, 13, 4)
+    with torch.no_grad():
+        expected = compiled.model.eval()(x)
+    np.testing.assert_allclose(sess.run(None, {"x": x.numpy()})[0], expected.numpy(), atol=1e-5, rtol=1e-4)
+
+
+MAX_OVER_TIME = """\
+spec 1
+
+model MaxOverTime {
+  input tokens: int64[N, T]
+
+  pooled = tokens |> emb: Embedding(11, 4) |> Transpose(1, 2) |> conv: Conv1d(5, 3) |> AdaptiveMaxPool1d(1)
+  logits = pooled |> Flatten |> fc: Linear(2)
+
+  output logits
+}
+"""
+
+
+def test_the_pt2_manifest_names_the_sizes_a_guard_refuses(tmp_path):
+    """The conv needs T >= 3, and tracing also assumes its output is not of length 1: the program
+    refuses T = 3, which the range (min 3) alone would claim it takes."""
+    result = specc.compile(write_spec(tmp_path, MAX_OVER_TIME)).export("pt2", tmp_path / "model.pt2", **FAST)
+    facts = json.loads(result.manifest.read_text())["export"]
+    assert facts["dims"]["T"]["min"] == 3 and "((-2) + T) != 1" in facts["guards"]
+    with pytest.raises(Exception, match="Guard failed"):
+        torch.export.load(str(result.path)).module()(torch.zeros(2, 3, dtype=torch.int64))
+
+
 def test_an_opset_the_converter_cannot_reach_is_an_error(tiny, tmp_path):
     with pytest.raises(ExportError, match="opset 18 model, not the requested opset 13") as err:
         tiny.export("onnx", tmp_path / "model.onnx", opset=13, **FAST)

@@ -73,9 +73,9 @@ def export_targets(compiled, targets, out_dir, verbose: bool = False, *, options
 
 def _remove_stale(path: Path) -> bool:
     """A failed target must not leave an earlier build's artifact beside the new weights."""
-    from .manifest import manifest_path
+    from .manifest import artifact_files
     existed = path.is_file()
-    for p in (path, manifest_path(path), path.with_name(path.name + ".data")):
+    for p in artifact_files(path):
         if p.is_file():  # a folder there is the user's, and the reason it failed
             p.unlink()
     return existed

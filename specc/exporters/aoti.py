@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..schema.export import AotiTarget
 from .base import Built, ExportError, Job
-from .capture import dim_ranges, export_program
+from .capture import export_program, shape_facts
 
 TARGET = "aoti"
 FILENAME = "model.aoti.pt2"  # aoti_compile_and_package wants the .pt2 suffix
@@ -34,7 +34,7 @@ def build(job: Job, path: Path) -> Built:
 
     ep = export_program(job)
     torch._inductor.aoti_compile_and_package(ep, package_path=str(path))
-    return Built((path,), {"dims": dim_ranges(ep, job.signature)})
+    return Built((path,), shape_facts(ep, job.signature))
 
 
 def load(path: Path, job: Job):

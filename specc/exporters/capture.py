@@ -12,6 +12,7 @@ decompositions, so a sequence length stays dynamic through LSTM/GRU.
 from __future__ import annotations
 
 import contextlib
+import re
 
 from .base import ExportError, Job, Signature
 
@@ -126,6 +127,39 @@ def _refuse_specialised(sig: Signature, shapes) -> None:
                     f"(input `{spec.name}`, axis {axis})",
                     help="the model computes something that depends on the exact size; "
                          "see the exporter's output with -v")
+
+
+def shape_facts(ep, sig: Signature) -> dict:
+    """The manifest's account of the shapes the program takes: `dims`, the range per symbol, and
+    `guards`, the conditions torch.export added that no range states (TextCNN: `((-4) + T) != 1`,
+    so T = 5 is refused though its range starts at 5), when there are any."""
+    facts = {"dims": dim_ranges(ep, sig)}
+    conditions = guards(ep, sig)
+    if conditions:
+        facts["guards"] = conditions
+    return facts
+
+
+def guards(ep, sig: Signature) -> list[str]:
+    """The exported program's input guards (torch.export's `_guards_code`), in the spec's names:
+    `L['tokens'].size()[1]` becomes `T`. Equalities that a shared symbol states (`N == N`: two
+    inputs' batch dims) are left out."""
+    shapes = {spec.name: spec.shape for spec in sig.inputs}
+
+    def size_name(match) -> str:
+        shape = shapes.get(match[1])
+        axis = int(match[2])
+        return str(shape[axis]) if shape is not None and axis < len(shape) else match[0]
+    out = []
+    for code in getattr(ep, "_guards_code", None) or ():
+        condition = _SIZE.sub(size_name, code)
+        sides = condition.split(" == ")
+        if condition not in out and not (len(sides) == 2 and sides[0] == sides[1]):
+            out.append(condition)
+    return out
+
+
+_SIZE = re.compile(r"L\['(\w+)'\]\.size\(\)\[(\d+)\]")
 
 
 def dim_ranges(ep, sig: Signature) -> dict:

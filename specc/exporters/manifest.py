@@ -20,6 +20,12 @@ def manifest_path(artifact: Path) -> Path:
     return artifact.with_name(artifact.name + ".manifest.json")
 
 
+def artifact_files(artifact: Path) -> tuple[Path, ...]:
+    """Every file an export may write for this artifact: itself, its manifest and its external
+    weights (ONNX's NAME.data)."""
+    return artifact, manifest_path(artifact), artifact.with_name(artifact.name + ".data")
+
+
 def versions(extra: dict | None = None) -> dict:
     import torch
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..schema.export import OnnxTarget
 from .base import Built, ExportError, Job
+from .capture import rnn_decompositions
 
 TARGET = "onnx"
 FILENAME = "model.onnx"
@@ -111,11 +112,15 @@ def convert(job: Job):
     """torch.onnx.export (dynamo=True) -> an ONNXProgram, not yet saved."""
     import torch
 
-    return torch.onnx.export(
-        job.model, job.example.inputs, dynamo=True, dynamic_shapes=dynamic_axes(job),
-        input_names=job.signature.input_names, output_names=graph_output_names(job),
-        opset_version=int(job.options["opset"]), external_data=False, optimize=True,
-        verbose=job.verbose, report=False)
+    # torch.onnx applies the RNN while_loop decompositions around its capture only; its later
+    # decomposition pass re-traces aten.gru/lstm unrolled, baking the example's sequence length
+    # into the ops after them (a Reshape of a GRU's output): keep them for the whole export
+    with rnn_decompositions():
+        return torch.onnx.export(
+            job.model, job.example.inputs, dynamo=True, dynamic_shapes=dynamic_axes(job),
+            input_names=job.signature.input_names, output_names=graph_output_names(job),
+            opset_version=int(job.options["opset"]), external_data=False, optimize=True,
+            verbose=job.verbose, report=False)
 
 
 def _save(program, path: Path, external: bool) -> None:

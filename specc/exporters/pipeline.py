@@ -20,7 +20,7 @@ from ..errors import UsageError
 from ..schema.values import plain
 from .base import Built, ExportError, ExportResult, Job, Sample
 from .checks import check_destination, check_free, check_options, check_path
-from .manifest import build_manifest, manifest_path, write_manifest
+from .manifest import artifact_files, build_manifest, manifest_path, write_manifest
 from .quiet import quiet, reason
 from .samples import make_inputs, make_samples, model_float_dtype, run_eager, sample_dims, signature
 from .verify import failure_message, latency, verify
@@ -153,7 +153,8 @@ def _load(exporter, path: Path, job: Job):
 def _move_into_place(target: str, files, folder: Path) -> None:
     """Side files (external weights) first, then the artifact, then its manifest: a manifest
     in place says that everything it describes is in place. Every destination is checked
-    before the first move, and a move that fails takes back the ones before it."""
+    before the first move, and a move that fails takes back the ones before it. Last, a side
+    file of an earlier export that this one did not write (its external weights) is removed."""
     artifact, *side, manifest = files
     order = [*side, artifact, manifest]
     for f in order:
@@ -168,3 +169,6 @@ def _move_into_place(target: str, files, folder: Path) -> None:
             raise ExportError("E0801", f"cannot move the {target} artifact into place at {folder / f.name}: "
                                        f"{err.strerror or err}") from None
         moved.append(folder / f.name)
+    for stale in set(artifact_files(folder / artifact.name)) - set(moved):
+        if stale.is_file():  # a folder there is the user's
+            stale.unlink()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..schema.export import Pt2Target
 from .base import Built, Job
-from .capture import dim_ranges, export_program
+from .capture import export_program, shape_facts
 
 TARGET = "pt2"
 FILENAME = "model.pt2"
@@ -24,7 +24,7 @@ def device() -> str:
 def build(job: Job, path: Path) -> Built:
     ep = export_program(job)
     _save(ep, path)
-    return Built((path,), {"dims": dim_ranges(ep, job.signature)})
+    return Built((path,), shape_facts(ep, job.signature))
 
 
 def _save(ep, path: Path) -> None:
