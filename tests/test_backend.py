@@ -283,16 +283,24 @@ def test_gpt2_lm_head_is_the_token_embedding():
     assert sum(p.numel() for p in model.parameters()) == 124_439_808
 
 
-def test_ties_survive_to_empty_off_the_meta_device():
+def test_ties_survive_to_empty_off_the_meta_device_in_copies_too():
     """PyTorch's to_empty() gives each module a Parameter of its own; the compiled model ties them again."""
-    model = specc.compile(ROOT / "specs" / "gpt2_small.dlspec", device="meta").model.to_empty(device="cpu")
-    assert model.get_parameter("lm_head.weight") is model.get_parameter("wte.weight")
-    assert not model.wte.weight.is_meta
-    assert sum(p.numel() for p in model.parameters()) == 124_439_808
+    import copy
+
+    meta = specc.compile(ROOT / "specs" / "gpt2_small.dlspec", device="meta").model
+    for model in (meta.to_empty(device="cpu"), copy.deepcopy(meta).to_empty(device="cpu")):
+        assert model.get_parameter("lm_head.weight") is model.get_parameter("wte.weight")
+        assert not model.wte.weight.is_meta
+        assert sum(p.numel() for p in model.parameters()) == 124_439_808
+        assert type(model).__name__ == "GPT2Small"
 
 
-def test_runtime_error_names_the_spec_line():
+@pytest.mark.parametrize("copied", [False, True])
+def test_runtime_error_names_the_spec_line(copied):
+    import copy
+
     model = specc.compile(ROOT / "specs" / "digits_cnn.dlspec").model
+    model = copy.deepcopy(model) if copied else model
     with pytest.raises(RuntimeError) as info:
         model(torch.randn(2, 3, 8, 8))  # 3 channels, the spec says 1
     notes = "\n".join(getattr(info.value, "__notes__", []))

@@ -32,13 +32,37 @@ def build_module(graph: Graph, *, device=None, dtype=None) -> fx.GraphModule:
                 _install(root, path, module)
     for tie in graph.ties:
         _tie(root, tie.target, tie.source)
-    gm = fx.GraphModule(root, _fx_graph(graph, root), class_name=graph.name)
-    type(gm)._wrapped_call = _SpecLocatedCall(type(gm)._wrapped_call.cls)
-    if graph.ties:
-        type(gm)._apply = _keeping_ties(graph.ties)
+    gm = SpecModule(root, _fx_graph(graph, root), graph.name, graph.ties)
     if dtype is not None:
         gm = gm.to(dtype=dtype)
     return gm
+
+
+class SpecModule(fx.GraphModule):
+    """The compiled model: an fx GraphModule whose runtime errors carry a note naming the spec line
+    that made the failing node, and whose tied parameters stay tied through `to_empty()` (which gives
+    every module a Parameter of its own off the meta device); copies (`copy.deepcopy`) keep both."""
+
+    def __init__(self, root: nn.Module, graph: fx.Graph, class_name: str, ties=()):
+        super().__init__(root, graph, class_name)
+        self._ties = tuple(ties)
+
+    def recompile(self):
+        code = super().recompile()
+        type(self)._wrapped_call = _SpecLocatedCall(type(self))  # fx makes a class per instance
+        return code
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        for tie in self._ties:
+            _tie(self, tie.target, tie.source)
+        return self
+
+    def __deepcopy__(self, memo):
+        copy = super().__deepcopy__(memo)  # a SpecModule made again from the graph, as fx makes copies
+        copy._ties = self._ties
+        type(copy).__name__ = type(self).__name__
+        return copy
 
 
 def _make_module(layer: Layer, device: torch.device, tied: set[str]) -> nn.Module | None:
@@ -137,17 +161,6 @@ def _tie(root: nn.Module, target: str, source: str) -> None:
     """Make parameter `target` the very same nn.Parameter as `source` (counted once)."""
     module_path, _, name = target.rpartition(".")
     setattr(root.get_submodule(module_path), name, root.get_parameter(source))
-
-
-def _keeping_ties(ties):
-    """nn.Module._apply, then the ties again: `to_empty()` off the meta device gives every module a new
-    Parameter of its own, which would untie GPT-2's LM head from its token embedding."""
-    def _apply(self, fn, recurse=True):
-        fx.GraphModule._apply(self, fn, recurse)
-        for tie in ties:
-            _tie(self, tie.target, tie.source)
-        return self
-    return _apply
 
 
 def _initialise(module: nn.Module, init: dict) -> None:
