@@ -76,6 +76,15 @@ def test_symbolic_sizes_print_as_they_compute():
         ["T//2", "2*(T//2)", "H*(T//2)", "-(T//2) + 16", "H - T//2"]
 
 
+def test_a_yaml_null_constant_is_none_and_a_refused_one_is_reported_once(tmp_path):
+    model = 'models:\n  M:\n    inputs: {x: "float32[N, 4]"}\n    body: ["y = x |> Linear(3 if c == none else c)"]\n' \
+            '    outputs: [y]\n'
+    (tmp_path / "null.yaml").write_text("spec: 1\nconstants:\n  c: null\n" + model)
+    assert specc.check([tmp_path / "null.yaml"]) == []
+    (tmp_path / "huge.yaml").write_text("spec: 1\nconstants:\n  c: 99999999999999999999999\n" + model)
+    assert [d.code for d in specc.check([tmp_path / "huge.yaml"])] == ["E0602"]
+
+
 def test_yaml_and_dlspec_give_the_same_ir(tmp_path):
     (tmp_path / "m.yaml").write_text("""spec: 1
 models:

@@ -62,6 +62,7 @@ class YamlDocument:
         self._scalars = Loader("")
         # `|` and `>` scalars and plain ones over several lines, by path: parsed from the file's own lines
         self._block_scalars: dict[tuple, yaml.ScalarNode] = {}
+        self._refused: set[tuple] = set()  # paths of values reported as unusable (left as None)
 
     def load(self, text: str):
         try:
@@ -114,6 +115,7 @@ class YamlDocument:
         constructor = Loader.yaml_constructors.get(node.tag)
         if constructor is None:
             self._error("E0202", f"unsupported YAML tag {node.tag}", node)
+            self._refused.add(path)
             return None
         try:
             value = constructor(self._scalars, node)
@@ -121,9 +123,11 @@ class YamlDocument:
             value = MAX_INT + 1
         if isinstance(value, int) and abs(value) > MAX_INT:
             self._error("E0602", "this integer is too large: specc's integers fit in 64 bits (at most 2**63 - 1)", node)
+            self._refused.add(path)
             return None
         if isinstance(value, float) and math.isinf(value):
             self._error("E0602", "numbers must be finite", node)
+            self._refused.add(path)
             return None
         if not isinstance(value, (str, int, float, bool, type(None))):
             value = str(value)  # timestamps and the like: keep the text
@@ -150,7 +154,7 @@ class YamlDocument:
                 if isinstance(d.get("params"), dict):
                     d["params"] = {k: self._value(v, base + ("params", k)) for k, v in d["params"].items()}
         if isinstance(doc.get("constants"), dict):
-            doc["constants"] = {k: self._value(v, ("constants", k)) for k, v in doc["constants"].items()}
+            doc["constants"] = {k: self._constant(v, ("constants", k)) for k, v in doc["constants"].items()}
 
     def _value(self, value, path: tuple):
         """A parameter default or constant: a YAML scalar/list, or `null` for a required parameter."""
@@ -158,6 +162,13 @@ class YamlDocument:
             return None
         span = self.source_map[path]
         return _literal_ast(value, span)
+
+    def _constant(self, value, path: tuple):
+        """A constant: YAML's null is the constant `none` (`c = none` in dlspec), unless it stands for
+        a value reported already; the builder takes that one for a failed constant."""
+        if value is None and path not in self._refused:
+            return A.Literal(None, self.source_map[path])
+        return self._value(value, path)
 
     def _parse(self, text, path: tuple, start: str):
         if not isinstance(text, str):
