@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import fx, nn
 
 from specc.backends.torch_ops import LOWERINGS, emit, lower_module
@@ -330,3 +331,95 @@ def test_generated_code_is_plain_torch():
     assert "x0 + x1" in gm.code
     gm, *_ = build("ExpandAs", {}, (TensorType(F32, (1, 1, 4)), TensorType(F32, (2, 1, 4))))
     assert ".expand(size, -1, -1)" in gm.code
+
+
+# --- parity with hand-written torch for non-default arguments, and MACs against torch's counter ---
+
+class _CausalAttention(nn.MultiheadAttention):
+    """Causal attention as written by hand: a mask of the positions after each query's own."""
+
+    def forward(self, q, k, v):
+        mask = torch.ones(q.shape[1], k.shape[1], dtype=torch.bool).triu(1)
+        return super().forward(q, k, v, need_weights=False, attn_mask=mask)[0]
+
+
+# (op, params, input shapes, the module or function a person would write by hand)
+HAND_WRITTEN = [
+    ("BatchNorm2d", {"momentum": 0.3, "eps": 1e-3}, [(3, 4, 5, 6)], lambda: nn.BatchNorm2d(4, 1e-3, 0.3)),
+    ("BatchNorm1d", {"momentum": None, "affine": False, "track_running_stats": False}, [(3, 4, 9)],
+     lambda: nn.BatchNorm1d(4, momentum=None, affine=False, track_running_stats=False)),
+    ("LayerNorm", {"normalized_shape": (5, 8), "eps": 1e-3}, [(2, 5, 8)], lambda: nn.LayerNorm((5, 8), 1e-3)),
+    ("GroupNorm", {"num_groups": 2, "eps": 1e-2}, [(3, 4, 5, 6)], lambda: nn.GroupNorm(2, 4, 1e-2)),
+    ("AvgPool2d", {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False},
+     [(3, 4, 7, 6)], lambda: nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)),
+    ("MaxPool2d", {"kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2, "ceil_mode": True}, [(3, 4, 9, 8)],
+     lambda: nn.MaxPool2d(3, 2, 1, dilation=2, ceil_mode=True)),
+    ("AdaptiveAvgPool2d", {"output_size": (None, 4)}, [(3, 4, 7, 6)], lambda: nn.AdaptiveAvgPool2d((None, 4))),
+    ("Upsample", {"scale_factor": 1.5, "mode": "bilinear", "align_corners": True}, [(3, 4, 7, 6)],
+     lambda: nn.Upsample(scale_factor=1.5, mode="bilinear", align_corners=True)),
+    ("Upsample", {"scale_factor": (2.0, 1.5)}, [(3, 4, 7, 6)], lambda: nn.Upsample(scale_factor=(2.0, 1.5))),
+    ("GELU", {"approximate": "tanh"}, [(2, 5)], lambda: nn.GELU("tanh")),
+    ("LeakyReLU", {"negative_slope": 0.3}, [(2, 5)], lambda: nn.LeakyReLU(0.3)),
+    ("LogSoftmax", {"dim": 0}, [(2, 5)], lambda: nn.LogSoftmax(0)),
+    ("Dropout", {"p": 0.3}, [(4, 5)], lambda: nn.Dropout(0.3)),
+    ("Embedding", {"num_embeddings": 10, "embedding_dim": 4, "padding_idx": -2}, [(I64, (2, 6))],
+     lambda: nn.Embedding(10, 4, padding_idx=-2)),
+    ("Conv2d", {"out_channels": 6, "kernel_size": 3, "padding": "same", "dilation": 2, "groups": 2,
+                "padding_mode": "reflect"}, [(3, 4, 7, 6)],
+     lambda: nn.Conv2d(4, 6, 3, padding="same", dilation=2, groups=2, padding_mode="reflect")),
+    ("ConvTranspose2d", {"out_channels": 6, "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1,
+                         "groups": 2, "dilation": 2}, [(3, 4, 5, 6)],
+     lambda: nn.ConvTranspose2d(4, 6, 3, 2, 1, output_padding=1, groups=2, dilation=2)),
+    ("GRU", {"hidden_size": 5, "num_layers": 2, "dropout": 0.5, "bidirectional": True}, [(2, 5, 8)],
+     lambda: nn.GRU(8, 5, 2, dropout=0.5, bidirectional=True, batch_first=True)),
+    ("MultiheadAttention", {"num_heads": 2, "dropout": 0.3, "causal": True}, [(2, 5, 8), (2, 7, 6), (2, 7, 3)],
+     lambda: _CausalAttention(8, 2, dropout=0.3, kdim=6, vdim=3, batch_first=True)),
+    ("ScaledDotProductAttention", {"is_causal": True, "scale": 0.3}, [(2, 3, 5, 4), (1, 3, 7, 4), (3, 7, 6)],
+     lambda: lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.3)),
+]
+
+
+@pytest.mark.filterwarnings("ignore:dropout option adds dropout")
+@pytest.mark.parametrize("op_name,params,inputs,hand", HAND_WRITTEN, ids=[c[0] for c in HAND_WRITTEN])
+def test_lowering_equals_hand_written_torch(op_name, params, inputs, hand):
+    types = tuple(_type(s) for s in inputs)
+    xs = [_tensor(t) for t in types]
+    torch.manual_seed(0)
+    gm, module, _ = build(op_name, params, types)
+    torch.manual_seed(0)
+    ref = hand()
+    if module is not None:  # the same weights from the same seed
+        assert all(torch.equal(a, b) for a, b in zip(module.state_dict().values(), ref.state_dict().values()))
+    for training in (True, False):
+        gm.train(training)
+        if isinstance(ref, nn.Module):
+            ref.train(training)
+        torch.manual_seed(1)
+        got = gm(*xs)[0]
+        torch.manual_seed(1)
+        want = ref(*xs)
+        want = want[0] if isinstance(want, tuple) else want  # an RNN's (output, h_n)
+        assert torch.equal(got, want), (op_name, training)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_macs_equal_torch_flop_counter():
+    """Linear, convolutions (groups, dilation, transposed), MatMul and SDPA: one MAC per multiply-add,
+    as torch.utils.flop_counter counts them (2 FLOPs per MAC)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    extra = [("Conv1d", {"out_channels": 8, "kernel_size": 3, "groups": 8, "dilation": 2}, [(2, 8, 10)]),
+             ("ConvTranspose2d", {"out_channels": 6, "kernel_size": 3, "stride": 2, "dilation": 2, "groups": 2,
+                                  "output_padding": 1}, [(2, 4, 5, 4)]),
+             ("Linear", {"out_features": 7}, [(2, 3, 4, 5)])]
+    checked = 0
+    for name, params, inputs in CASES + extra:
+        if not name.startswith(("Linear", "Conv", "MatMul", "ScaledDotProduct")) or min(map(len, inputs)) < 2:
+            continue  # torch does not count a dot product
+        types = tuple(_type(s) for s in inputs)
+        gm, _, inf = build(name, params, types)
+        with FlopCounterMode(display=False) as counter:
+            gm.eval()(*(_tensor(t) for t in types))
+        assert counter.get_total_flops() == 2 * OPS[name].macs(inf.params, types, inf.outputs), (name, params)
+        checked += 1
+    assert checked > 15
