@@ -412,3 +412,79 @@ def test_nproc_puts_back_the_callers_signal_handlers_and_environment(tmp_path, m
     assert records(tmp_path / "run")[-1]["epoch"] == 1
     assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
     assert dict(os.environ) == environ
+
+
+# ---- review of the training engine --------------------------------------------------------------
+def test_resume_mid_epoch_with_worker_processes_is_exact(tmp_path):
+    """DataLoader workers must not draw from the global RNG, or dropout's masks shift after a resume."""
+    spec = write(tmp_path, TINY.replace("classes = 3 }", "classes = 3, workers = 2 }")
+                 .replace("metrics = [accuracy, f1]", "metrics = [accuracy]"), SAMPLES=200, EPOCHS=2)
+    specc.compile(spec).train(out_dir=tmp_path / "ref", verbose=False)
+    run = _unfinished(tmp_path / "ref", tmp_path / "run", steps=(15,))  # epoch 2, batch 5
+    shutil.copy(tmp_path / "ref" / "metrics.jsonl", run)
+    specc.compile(spec).train(out_dir=run, resume=True, verbose=False)
+    assert equal(final_weights(run), final_weights(tmp_path / "ref"))
+    assert records(run)[-1]["val/loss"] == records(tmp_path / "ref")[-1]["val/loss"]
+
+
+def lightning_weights(run: Path) -> dict:
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    return {k.removeprefix("model."): v for k, v in state.items()}
+
+
+@pytest.mark.parametrize("settings", [{}, {"batch_size": 8, "accumulate": 3}])  # 20 batches: a last group of 2
+def test_lightning_ends_with_the_specc_engines_weights(tmp_path, one_thread, settings):
+    """last.ckpt holds the last epoch (also when val/loss did not improve: LINEAR's rises in epoch 2), and a
+    partial accumulation group is weighted by samples on both engines."""
+    spec = write(tmp_path, LINEAR)
+    specc.compile(spec).train(out_dir=tmp_path / "specc", verbose=False, **settings)
+    specc.compile(spec).train(out_dir=tmp_path / "light", verbose=False, engine="lightning", **settings)
+    assert equal(lightning_weights(tmp_path / "light"), final_weights(tmp_path / "specc"))
+    assert [r["step"] for r in records(tmp_path / "light")] == [r["step"] for r in records(tmp_path / "specc")]
+
+
+def test_lightning_early_stopping_counts_nan_as_not_improved(tmp_path):
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from specc.train.lightning_engine import _callbacks
+    spec = write(tmp_path, LINEAR.replace("epochs = 2", "epochs = 2\n  early_stop { patience = 2 }"))
+    plan = specc.compile(spec).plan
+    (stopper,) = [c for c in _callbacks(plan, tmp_path, None, 1) if isinstance(c, EarlyStopping)]
+    assert stopper._evaluate_stopping_criteria(torch.tensor(0.5))[0] is False
+    assert stopper._evaluate_stopping_criteria(torch.tensor(float("nan")))[0] is False  # 1 bad epoch of 2
+    assert stopper._evaluate_stopping_criteria(torch.tensor(float("nan")))[0] is True
+
+
+def test_best_pt_is_written_before_the_checkpoint_that_records_it(tmp_path, monkeypatch):
+    """A full disk while best.pt is written: the resumed run still ends with best.pt matching the summary."""
+    from specc.train.checkpoint import Checkpoints
+    spec = write(tmp_path, TINY.replace("every_steps = 3, keep_last = 1000", 'monitor = "train/loss"'),
+                 SAMPLES=64, EPOCHS=2)
+    save_best = Checkpoints.save_best
+
+    def full_at_epoch_2(self, model_state, info):
+        if info["epoch"] == 2:
+            raise OSError(28, "No space left on device", str(self.best_path))
+        return save_best(self, model_state, info)
+    monkeypatch.setattr(Checkpoints, "save_best", full_at_epoch_2)
+    with pytest.raises(OSError, match="No space left"):
+        specc.compile(spec).train(out_dir=tmp_path / "run", verbose=False)
+    monkeypatch.setattr(Checkpoints, "save_best", save_best)
+    specc.compile(spec).train(out_dir=tmp_path / "run", resume=True, verbose=False)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
+    assert best["metrics"]["train/loss"] == summary["best"]["value"] == min(r["train/loss"] for r in records(tmp_path / "run"))
+
+
+def test_a_full_disk_during_a_checkpoint_names_it_without_a_traceback(tmp_path):
+    import resource
+
+    def small_files():  # writes past 10 kB fail with EFBIG, as on a full disk (ENOSPC)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))
+    spec = write(tmp_path, TINY, SAMPLES=200, EPOCHS=1)
+    result = subprocess.run([sys.executable, "-m", "specc", "train", str(spec), "--out", str(tmp_path / "run")],
+                            env=ENV, capture_output=True, text=True, timeout=120, preexec_fn=small_files)
+    assert result.returncode == 2
+    assert result.stderr == f"specc: error: [Errno 27] File too large: '{tmp_path / 'run' / 'checkpoints' / 'step-00000003.pt'}'\n"
+    assert list((tmp_path / "run" / "checkpoints").iterdir()) == []  # no temp file left behind

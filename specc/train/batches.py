@@ -59,6 +59,16 @@ class Batches:
     def samples(self) -> int:
         return sum(self.sizes)
 
+    def loss_scales(self, accumulate: int) -> list[float]:
+        """Per batch, the factor on this rank's mean loss that makes an accumulation group's summed
+        gradients, averaged over the ranks, the mean gradient over the group's global samples: world *
+        local samples / the group's samples (1 / accumulate when all micro-batches and slices are equal)."""
+        scales = []
+        for first in range(0, len(self.sizes), accumulate):
+            group = sum(self.sizes[first:first + accumulate])
+            scales += [self.shard.world * local / group for local in self.local_sizes[first:first + accumulate]]
+        return scales
+
     def order(self, epoch: int) -> torch.Tensor:
         if not self.shuffle:
             return torch.arange(self.n)
@@ -92,8 +102,10 @@ class Batches:
         """Batches assembled by worker processes (DataLoader), in exactly the same order."""
         from torch.utils.data import DataLoader
 
+        # DataLoader draws its workers' base seed from the global RNG unless given a generator: that draw
+        # would shift dropout's stream, so a run resumed mid-epoch would differ from an uninterrupted one
         loader = DataLoader(_Rows(self.tensors), sampler=[idx.cpu() for idx, _ in plan], batch_size=None,
-                            num_workers=self.workers, pin_memory=self.pin)
+                            num_workers=self.workers, pin_memory=self.pin, generator=torch.Generator())
         for tensors, (_, size) in zip(loader, plan):
             yield self._batch(list(tensors), size)
 

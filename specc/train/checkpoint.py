@@ -47,6 +47,8 @@ def save(path: Path, state: dict) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as err:  # a full disk names the checkpoint, not nothing (or our temp file)
+        raise OSError(err.errno, err.strerror, str(path)) from None
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -58,10 +58,13 @@ class SpeccModule(L.LightningModule):
         return outputs, targets, self.objective(outputs, targets)
 
     def training_step(self, batch, batch_idx):
-        _, _, loss = self._run(batch)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]),
+        tensors, scale = batch
+        _, _, loss = self._run(tensors)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(tensors[0]),
                  sync_dist=True)
-        return loss
+        # Lightning divides every micro-batch's loss by `accumulate` and DDP averages the ranks: weighted
+        # by samples instead, as in the specc engine, a partial last group or uneven slices count right
+        return loss * (scale * self.plan.config.accumulate)
 
     def validation_step(self, batch, batch_idx):
         outputs, targets, loss = self._run(batch)
@@ -98,9 +101,16 @@ class EpochBatches:
         return len(self._batches())
 
     def __iter__(self):
+        """Validation batches are tensors; training batches (tensors, loss scale) (Batches.loss_scales)."""
         epoch = self.module.current_epoch if self.module._trainer is not None else 0
-        for batch in self._batches().epoch(epoch if self.train else 0):
-            yield batch.inputs + batch.targets
+        batches = self._batches()
+        if not self.train:
+            for batch in batches.epoch(0):
+                yield batch.inputs + batch.targets
+            return
+        scales = batches.loss_scales(self.plan.config.accumulate)
+        for batch, scale in zip(batches.epoch(epoch), scales):
+            yield batch.inputs + batch.targets, scale
 
 
 class Records(L.Callback):
@@ -214,12 +224,15 @@ def _callbacks(plan: TrainingPlan, ckpt_dir: Path, log: RunLog, samples: int) ->
 
     callbacks = [Records(log, plan.config.epochs, samples)]
     best = plan.best
-    callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=best.key if best else None,
-                                     mode=best.mode if best else "min", save_last=True, save_top_k=1,
-                                     enable_version_counter=False))
+    if best is not None:  # first: it is trainer.checkpoint_callback, whose best score the summary reports
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=best.key, mode=best.mode,
+                                         save_top_k=1, enable_version_counter=False))
+    # every epoch (ModelCheckpoint's save_last writes last.ckpt only when its monitored value improved)
+    callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False))
     es = plan.early_stop
-    if es is not None:
-        callbacks.append(EarlyStopping(monitor=es.key, mode=es.mode, patience=es.patience, min_delta=es.min_delta))
+    if es is not None:  # check_finite off: a NaN counts as not improved, as in the specc engine
+        callbacks.append(EarlyStopping(monitor=es.key, mode=es.mode, patience=es.patience, min_delta=es.min_delta,
+                                       check_finite=False))
     return callbacks
 
 

@@ -335,25 +335,21 @@ class Trainer:
 
     def _train_epoch(self, epoch: int) -> Tally:
         model, objective, batches, autocast = self.model, self.objective, self.train_batches, self.autocast
-        acc, n, sizes, world = self.cfg.accumulate, len(batches), batches.sizes, self.env.world
+        acc, n, scales = self.cfg.accumulate, len(batches), batches.loss_scales(self.cfg.accumulate)
         log_every, save_every = self.cfg.log_every, self.cfg.checkpoints.every_steps or 0
         start, step = self.position.batch, self.position.step
         tally, self.partial = self.partial, Tally()
         window: list = []
-        group = 0
         self.log.open_bar(epoch, self.cfg.epochs, n, start)
         model.train()
         tick = time.perf_counter()
         for b, batch in enumerate(batches.epoch(epoch, start), start):
-            if b % acc == 0 or b == start:  # the global samples of this accumulation group
-                first = b - b % acc
-                group = sum(sizes[first:min(n, first + acc)])
             last = (b + 1) % acc == 0 or b == n - 1
             with self._sync(last):
                 with autocast():
                     outputs = model(*batch.inputs)
                     loss = objective(outputs if type(outputs) is tuple else (outputs,), batch.targets)
-                scale = world * batch.size / group  # 1 unless ranks' slices or micro-batches differ in size
+                scale = scales[b]
                 self._backward(loss if scale == 1 else loss * scale)
             window.append(loss.detach())
             if not last:
@@ -475,10 +471,11 @@ class Trainer:
             "spec": {"path": str(self.spec.path), "hash": self.spec.content_hash, "model": self.plan.model},
             "train": self.cfg.model_dump(mode="json"),
         }
-        self.ckpts.save_position(state, self.position.step)
+        # best.pt first: a position checkpoint records the best value, so it must not exist without its weights
         if record is not None and self.best is not None and self.best.improved:
             self.ckpts.save_best(model_state, {"epoch": record["epoch"], "metrics": record,
                                                "normalization": self.dataset.normalization})
+        self.ckpts.save_position(state, self.position.step)
 
     def _finish(self, record: dict | None) -> dict:
         if record is None:  # resumed a finished run: report what it ended with
