@@ -1,6 +1,7 @@
 """`specc check`: every error of every spec file, torch-free."""
 from __future__ import annotations
 
+import fnmatch
 import gc
 import glob
 import os
@@ -20,9 +21,10 @@ SPEC_SUFFIXES = (".dlspec", ".yaml", ".yml")
 
 
 def expand_paths(paths) -> list[str]:
-    """Files, folders (searched recursively for specs) and globs -> sorted spec files.
+    """Files, folders (searched recursively for specs) and globs -> spec files, each once.
 
-    A path that matches nothing is returned as is, so that reading it reports the problem.
+    A glob picks what a folder would: the spec files it matches and those in the folders it matches.
+    A path or glob that matches nothing is returned as is, so that reading it reports the problem.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -34,16 +36,65 @@ def expand_paths(paths) -> list[str]:
             raise TypeError(f"each path must be a non-empty str or os.PathLike, got {raw!r}")
         p = str(raw)
         if os.path.isdir(p):
-            for root, dirs, names in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                files += [os.path.join(root, n) for n in sorted(names)
-                          if n.lower().endswith(SPEC_SUFFIXES) and not n.startswith(".")]  # .pre-commit-config.yaml
-        elif any(c in p for c in "*?[") and not os.path.exists(p):
-            files += sorted(f for f in glob.glob(p, recursive=True) if os.path.isfile(f)) or [p]
+            files += _specs_in(p)
+        elif glob.has_magic(p) and not os.path.lexists(p):
+            matches = _glob(p)
+            for m in matches:
+                files += _specs_in(m) if os.path.isdir(m) else [m] if _is_spec(m) else []
+            if not matches:
+                files.append(p)
         else:
             files.append(p)
-    seen: set[str] = set()  # `x.dlspec` and `./x.dlspec` are one file
-    return [f for f in files if not (os.path.normpath(f) in seen or seen.add(os.path.normpath(f)))]
+    seen: set[str] = set()  # `x.dlspec`, `./x.dlspec` and a link to it are one file
+    return [f for f in files if not (os.path.realpath(f) in seen or seen.add(os.path.realpath(f)))]
+
+
+def _is_spec(path: str) -> bool:
+    name = os.path.basename(path)
+    return name.lower().endswith(SPEC_SUFFIXES) and not name.startswith(".")  # .pre-commit-config.yaml
+
+
+def _specs_in(folder: str) -> list[str]:
+    """The spec files under a folder, sorted; hidden ones and links to folders are skipped."""
+    files = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files += [os.path.join(root, n) for n in sorted(names) if _is_spec(n)]
+    return files
+
+
+def _glob(pattern: str) -> list[str]:
+    """The files and folders a glob matches (`**`: any folders), sorted. Unlike glob.glob it enters
+    neither hidden folders nor links to folders: with a link loop, `**` would run for ever."""
+    base, parts = pattern, []
+    while glob.has_magic(base):
+        base, part = os.path.split(base)
+        parts.insert(0, part)
+    parts = [part for part in parts if part]  # `specs//*`, `specs/*/`
+    top = base or os.curdir
+    found = []
+    for root, dirs, names in os.walk(top):
+        rel = [] if root == top else os.path.relpath(root, top).split(os.sep)
+        found += [os.path.join(base, *rel, n) for n in sorted(dirs + names)
+                  if not n.startswith(".") and _matches(rel + [n], parts)]
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and _may_match(rel + [d], parts))
+    return found
+
+
+def _matches(names: list[str], parts: list[str]) -> bool:
+    """Whether a path (its names) matches a glob (its parts)."""
+    if not parts:
+        return not names
+    if parts[0] == "**":
+        return _matches(names, parts[1:]) or bool(names) and _matches(names[1:], parts)
+    return bool(names) and fnmatch.fnmatchcase(names[0], parts[0]) and _matches(names[1:], parts[1:])
+
+
+def _may_match(names: list[str], parts: list[str]) -> bool:
+    """Whether something inside the folder `names` may match the glob `parts`."""
+    if not names or parts[:1] == ["**"]:
+        return True
+    return len(parts) > 1 and fnmatch.fnmatchcase(names[0], parts[0]) and _may_match(names[1:], parts[1:])
 
 
 @contextmanager
@@ -172,8 +223,10 @@ def check(paths, max_params: int | None = None) -> list[Diagnostic]:
     for path in expand_paths(paths):
         diagnostics, _ = check_file(path, MAX_PARAMS if max_params is None else max_params)
         for d in diagnostics:
-            key = (d.code, d.message, d.span)
-            if key not in seen:  # an imported file's errors are reported once
+            if d.span is None:  # SARIF consumers (GitHub code scanning) refuse a result without a location
+                d = replace(d, span=SourceSpan.point(path, 1, 1))
+            key = (d.code, d.message, os.path.realpath(d.span.file), *d.span[1:])
+            if key not in seen:  # an imported file's errors are reported once, however its path is written
                 seen.add(key)
                 out.append(d)
     return out

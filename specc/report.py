@@ -19,9 +19,17 @@ def text(diagnostics: list[Diagnostic], files: int) -> str:
 
 
 def as_json(diagnostics: list[Diagnostic], files: int) -> str:
-    return json.dumps({"version": __version__, "files": files,
-                       "errors": sum(d.severity == "error" for d in diagnostics),
+    errors = sum(d.severity == "error" for d in diagnostics)
+    return json.dumps({"version": __version__, "files": files, "errors": errors,
+                       "warnings": len(diagnostics) - errors,
                        "diagnostics": [d.to_json() for d in diagnostics]}, indent=2)
+
+
+def _full_message(d: Diagnostic) -> str:
+    """The message with its label, notes and help: what the text format shows around the snippet."""
+    lines = [d.message + (f" ({d.label})" if d.label else "")]
+    lines += [f"note: {n.message}" + (f" at {n.span}" if n.span else "") for n in d.notes]
+    return "\n".join(lines + ([f"help: {d.help}"] if d.help else []))
 
 
 def _escape(s: str, prop: bool = False) -> str:
@@ -37,8 +45,7 @@ def github(diagnostics: list[Diagnostic], files: int) -> str:
             s = d.span
             props = [f"file={_escape(s.file, True)}", f"line={s.line}", f"col={s.col}",
                      f"endLine={s.end_line}", f"endColumn={s.end_col}"] + props
-        message = d.message + (f" ({d.label})" if d.label else "") + (f"\nhelp: {d.help}" if d.help else "")
-        lines.append(f"::{d.severity} {','.join(props)}::{_escape(message)}")
+        lines.append(f"::{d.severity} {','.join(props)}::{_escape(_full_message(d))}")
     return "\n".join(lines)
 
 
@@ -62,7 +69,7 @@ def sarif(diagnostics: list[Diagnostic], files: int) -> str:
     results = []
     for d in diagnostics:
         result = {"ruleId": d.code, "ruleIndex": codes.index(d.code), "level": d.severity,
-                  "message": {"text": d.message + (f"; help: {d.help}" if d.help else "")}}
+                  "message": {"text": _full_message(d)}}
         if d.span is not None:
             s = d.span
             result["locations"] = [{"physicalLocation": {

@@ -5,6 +5,8 @@ frontend reads is registered here so that diagnostics can show the offending lin
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import NamedTuple
 
 _SOURCES: dict[str, str] = {}
@@ -26,8 +28,29 @@ def source_line(path: str, line: int) -> str | None:
         text = _SOURCES.get(path)
         if text is None:
             return None
-        lines = _LINES[path] = text.splitlines()
+        lines = _LINES[path] = _split_lines(path, text)
     return lines[line - 1] if 0 < line <= len(lines) else None
+
+
+_YAML_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # PyYAML's line breaks
+
+
+def _split_lines(path: str, text: str) -> list[str]:
+    """A file's lines as its reader numbers them (not str.splitlines, which also breaks at \\f, \\x1c, ...):
+    the dlspec lexer breaks only at `\\n`, PyYAML at `_YAML_BREAKS`."""
+    if path.lower().endswith((".yaml", ".yml")):
+        return _YAML_BREAKS.split(text)
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
+# shown as one space each: a tab, so that a caret's column is a character's, and the control characters a
+# terminal would act on (a carriage return, escape sequences in a comment)
+_BLANKED = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029], " ")
+
+
+def _width(text: str) -> int:
+    """Terminal columns of `text`: wide characters (CJK, most emoji) take two, combining marks none."""
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def source_text(path: str) -> str | None:
@@ -64,7 +87,7 @@ def snippet(span: SourceSpan, label: str = "") -> list[str]:
     line = source_line(span.file, span.line)
     if line is None:
         return []
-    line = line.expandtabs(1)
+    line = line.translate(_BLANKED)
     gutter = len(str(span.line))
     end_col = span.end_col if span.end_line == span.line else len(line) + 1
     width = max(1, min(end_col, len(line) + 1) - span.col)
@@ -75,5 +98,6 @@ def snippet(span: SourceSpan, label: str = "") -> list[str]:
         col = col - start + (1 if start else 0)
         width = min(width, MAX_SHOWN - col + 2)
     pad = " " * (gutter + 1)
-    caret = " " * (col - 1) + "^" * width + (f" {label}" if label else "")
+    caret = " " * _width(line[:col - 1]) + "^" * max(1, _width(line[col - 1:col - 1 + width]))
+    caret += f" {label}" if label else ""
     return [f"{pad}|", f"{span.line:>{gutter}} | {line}", f"{pad}| {caret}"]
