@@ -13,7 +13,7 @@ EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 def _positive_int(text: str) -> int:
     try:
-        value = int(text.replace("_", ""))
+        value = int(text)  # Python's own digits: 1_000 yes, _1 or 1__0 no
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:

@@ -77,7 +77,9 @@ class Diagnostic:
             "end_line": span.end_line if span else None,
             "end_column": span.end_col if span else None,
             "label": self.label or None,
-            "notes": [{"message": n.message, "location": str(n.span) if n.span else None} for n in self.notes],
+            "notes": [{"message": n.message, "file": n.span.file if n.span else None,
+                       "line": n.span.line if n.span else None, "column": n.span.col if n.span else None}
+                      for n in self.notes],
             "help": self.help,
         }
 

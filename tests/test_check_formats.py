@@ -162,3 +162,24 @@ def test_every_format_reports_nothing_wrong_alike(capsys):
         outputs[name] = capsys.readouterr().out
     assert outputs["text"] == "checked 1 file: ok\n" and outputs["github"] == ""
     assert json.loads(outputs["json"])["diagnostics"] == json.loads(outputs["sarif"])["runs"][0]["results"] == []
+
+
+def test_a_control_character_in_the_message_is_shown_escaped(capsys):
+    assert main(["check", write("esc.dlspec", "spec 1\nx = 1 \x1b 2\n")]) == 1
+    assert "error[E0105]: unexpected character `\\x1b`" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", ["_1", "1__0", "x"])
+def test_max_params_takes_pythons_digits_only(text, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", "--max-params", text, write("ok.dlspec", TOO_LARGE)])
+    assert exit_.value.code == 2 and f"expected a whole number, got {text!r}" in capsys.readouterr().err
+
+
+def test_json_notes_give_file_line_and_column_apart(capsys):
+    """A file name may hold `:`: a note's place is three fields, not one `file:line:col` string."""
+    write("a:b.dlspec", "spec 1\nblock B(o) (x) {\n  return x |> Lineer(o)\n}\nmodel M {\n"
+                        "  input x: float32[N, 4]\n  y = x |> B(3)\n  output y\n}\n")
+    assert main(["check", "--format", "json", "a:b.dlspec"]) == 1
+    (d,) = json.loads(capsys.readouterr().out)["diagnostics"]
+    assert d["notes"] == [{"message": "in block B, used", "file": "a:b.dlspec", "line": 7, "column": 12}]

@@ -32,7 +32,7 @@ def read_source(path: str | Path) -> str:
             raise Failed(Diagnostic("E0901", f"{file} is not a regular file", _whole(file)))
         if st.st_size > MAX_FILE_BYTES:
             raise Failed(Diagnostic("E0602", f"{file} is {st.st_size:,} bytes; "
-                                    f"specs are limited to {MAX_FILE_BYTES:,}"))
+                                    f"specs are limited to {MAX_FILE_BYTES:,}", _whole(file)))
         text = p.read_bytes().decode("utf-8").removeprefix("\ufeff")  # the byte-order mark some editors write
     except FileNotFoundError:
         gone = f"{file} is a link to a missing file" if p.is_symlink() else f"no such file: {file}"
