@@ -32,14 +32,14 @@ def source_line(path: str, line: int) -> str | None:
     return lines[line - 1] if 0 < line <= len(lines) else None
 
 
-_YAML_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # PyYAML's line breaks
+YAML_LINE_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # PyYAML's line breaks
 
 
 def _split_lines(path: str, text: str) -> list[str]:
     """A file's lines as its reader numbers them (not str.splitlines, which also breaks at \\f, \\x1c, ...):
-    the dlspec lexer breaks only at `\\n`, PyYAML at `_YAML_BREAKS`."""
+    the dlspec lexer breaks only at `\\n`, PyYAML at `YAML_LINE_BREAKS`."""
     if path.lower().endswith((".yaml", ".yml")):
-        return _YAML_BREAKS.split(text)
+        return YAML_LINE_BREAKS.split(text)
     return [line.removesuffix("\r") for line in text.split("\n")]
 
 

@@ -183,3 +183,12 @@ def test_json_notes_give_file_line_and_column_apart(capsys):
     assert main(["check", "--format", "json", "a:b.dlspec"]) == 1
     (d,) = json.loads(capsys.readouterr().out)["diagnostics"]
     assert d["notes"] == [{"message": "in block B, used", "file": "a:b.dlspec", "line": 7, "column": 12}]
+
+
+def test_yaml_a_refused_character_and_lone_carriage_returns_are_located():
+    (d,) = specc.check([write("ff.yaml", "spec: 1\nmodels:\n  M: \x0c\n")])
+    assert (d.code, d.message, d.span[1:3]) == ("E0204", "invalid YAML: the character #x000c is not allowed in YAML",
+                                               (3, 6))
+    text = 'spec: 1\rmodels:\r  M:\r    inputs: {x: "float32[N, 4]"}\r    body: ["y = x |> Lineer(2)"]\r    outputs: [y]\r'
+    (d,) = specc.check([write("cr.yaml", text)])
+    assert (d.code, d.span[1:3]) == ("E0402", (5, 22))

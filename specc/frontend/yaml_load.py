@@ -17,7 +17,7 @@ from .parse import parse
 from .transform import to_ast
 from ..errors import Diagnostic, Failed
 from ..ir.evaluate import MAX_INT
-from ..source import SourceSpan
+from ..source import YAML_LINE_BREAKS, SourceSpan
 
 MAX_EXPANDED_NODES = 1_000_000  # more than this after alias expansion is an alias bomb
 
@@ -72,6 +72,10 @@ class YamlDocument:
             span = SourceSpan.point(self.file, mark.line + 1, mark.column + 1) if mark else None
             raise Failed(Diagnostic("E0204", f"invalid YAML: {err.problem or err.context}", span,
                                     label="here")) from None
+        except yaml.reader.ReaderError as err:  # a character YAML refuses: PyYAML gives its offset, not its line
+            before = YAML_LINE_BREAKS.split(text[:err.position])
+            raise Failed(Diagnostic("E0204", f"invalid YAML: the character #x{err.character:04x} is not allowed in YAML",
+                                    SourceSpan.point(self.file, len(before), len(before[-1]) + 1), label="here")) from None
         except yaml.YAMLError as err:
             raise Failed(Diagnostic("E0204", f"invalid YAML: {err}", SourceSpan.point(self.file, 1, 1))) from None
         except RecursionError:
@@ -253,8 +257,8 @@ def _source_text(file: str) -> str:
 
 
 def _source_line(file: str, line: int) -> str:
-    lines = _source_text(file).split("\n")
-    return lines[line - 1] if 0 < line <= len(lines) else ""
+    from ..source import source_line
+    return source_line(file, line) or ""
 
 
 def _reindent(text: str, file: str, offset: int) -> str:
