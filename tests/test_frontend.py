@@ -85,6 +85,13 @@ def test_a_yaml_null_constant_is_none_and_a_refused_one_is_reported_once(tmp_pat
     assert [d.code for d in specc.check([tmp_path / "huge.yaml"])] == ["E0602"]
 
 
+def test_a_yaml_mistake_the_loader_reports_does_not_hide_the_schemas_other_errors(tmp_path):
+    (tmp_path / "dup.yaml").write_text('spec: 1\nmodels:\n  M:\n    inputs: {x: "float32[N, 4]"}\n'
+                                       '    outputs: {y: 1, y: 2}\n')
+    assert [(d.code, d.message) for d in specc.check([tmp_path / "dup.yaml"])] == [
+        ("E0207", "`y` is set twice"), ("E0202", "models.M.outputs: input should be a valid list")]
+
+
 def test_yaml_and_dlspec_give_the_same_ir(tmp_path):
     (tmp_path / "m.yaml").write_text("""spec: 1
 models:

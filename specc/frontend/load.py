@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import Diagnostic, Failed, Note, SpecError
 from ..schema import Spec
+from ..schema.values import REFUSED
 from ..source import SourceSpan, register_source
 from .parse import later_syntax_errors, parse
 from .transform import DocumentBuilder, to_ast
@@ -82,11 +83,7 @@ def load_text(text: str, file: str) -> Spec:
     try:
         spec = Spec.model_validate(doc)
     except ValidationError as err:
-        # A value the YAML loader refused (a syntax error in a statement, a number out of range) was
-        # left as None: the schema's complaint about it would report the same problem again.
-        found = tuple(diagnostics)
-        diagnostics += [d for d in schema_diagnostics(err, doc, source_map, file)
-                        if not (d.code == "E0202" and any(d.span.cover(f.span) == d.span for f in found if f.span))]
+        diagnostics += schema_diagnostics(err, doc, source_map, file)
     if diagnostics:
         raise SpecError(diagnostics)
     spec._path = file
@@ -174,6 +171,8 @@ def _models_in_union(model) -> list:
 def schema_diagnostics(err: ValidationError, doc: dict, source_map: dict, file: str) -> list[Diagnostic]:
     out, seen = [], set()
     for e in err.errors(include_url=False):
+        if e.get("input") is REFUSED:  # reported by the loader already
+            continue
         loc = tuple(e["loc"])
         path = _real_path(doc, loc)
         span = _span_for(source_map, path, file)

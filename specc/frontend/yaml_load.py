@@ -17,6 +17,7 @@ from .parse import parse
 from .transform import to_ast
 from ..errors import Diagnostic, Failed
 from ..ir.evaluate import MAX_INT
+from ..schema.values import REFUSED
 from ..source import YAML_LINE_BREAKS, SourceSpan
 
 MAX_EXPANDED_NODES = 1_000_000  # more than this after alias expansion is an alias bomb
@@ -62,7 +63,6 @@ class YamlDocument:
         self._scalars = Loader("")
         # `|` and `>` scalars and plain ones over several lines, by path: parsed from the file's own lines
         self._block_scalars: dict[tuple, yaml.ScalarNode] = {}
-        self._refused: set[tuple] = set()  # paths of values reported as unusable (left as None)
 
     def load(self, text: str):
         try:
@@ -119,20 +119,17 @@ class YamlDocument:
         constructor = Loader.yaml_constructors.get(node.tag)
         if constructor is None:
             self._error("E0202", f"unsupported YAML tag {node.tag}", node)
-            self._refused.add(path)
-            return None
+            return REFUSED
         try:
             value = constructor(self._scalars, node)
         except ValueError:  # an integer of thousands of digits: Python refuses to convert it
             value = MAX_INT + 1
         if isinstance(value, int) and abs(value) > MAX_INT:
             self._error("E0602", "this integer is too large: specc's integers fit in 64 bits (at most 2**63 - 1)", node)
-            self._refused.add(path)
-            return None
+            return REFUSED
         if isinstance(value, float) and math.isinf(value):
             self._error("E0602", "numbers must be finite", node)
-            self._refused.add(path)
-            return None
+            return REFUSED
         if not isinstance(value, (str, int, float, bool, type(None))):
             value = str(value)  # timestamps and the like: keep the text
         return value
@@ -168,11 +165,8 @@ class YamlDocument:
         return _literal_ast(value, span)
 
     def _constant(self, value, path: tuple):
-        """A constant: YAML's null is the constant `none` (`c = none` in dlspec), unless it stands for
-        a value reported already; the builder takes that one for a failed constant."""
-        if value is None and path not in self._refused:
-            return A.Literal(None, self.source_map[path])
-        return self._value(value, path)
+        """A constant: YAML's null is the constant `none` (`c = none` in dlspec)."""
+        return A.Literal(None, self.source_map[path]) if value is None else self._value(value, path)
 
     def _parse(self, text, path: tuple, start: str):
         if not isinstance(text, str):
@@ -203,7 +197,7 @@ class YamlDocument:
             return _moved(to_ast(tree, self.file, offset), move)
         except Failed as failed:
             self.diagnostics.append(_moved(failed.diagnostic, move))
-            return None
+            return REFUSED
 
 
 def _quoted_columns(raw: str, start: int, value: str) -> list[int] | None:

@@ -256,8 +256,8 @@ class Builder:
         if name in self._const_busy:
             raise EvalError(f"constant `{name}` is defined in terms of itself")
         self._const_busy.add(name)
-        try:  # an error is reported once; every use gets POISON (as for a value the loader refused: None)
-            value = POISON if expr is None else self._try_static(expr, Scope("", {}))
+        try:
+            value = self._try_static(expr, Scope("", {}))  # an error is reported once; every use gets POISON
         finally:
             self._const_busy.discard(name)
         self._const_cache[name] = value

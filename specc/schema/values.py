@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import numbers
 
+# A value the loader has reported as unusable (a YAML statement that does not parse, a number out of
+# range), left in its place so the rest of its section is still checked; the schema's complaint about
+# it would say the same again, so schema errors on it are dropped.
+REFUSED = type("Refused", (), {"__repr__": lambda self: "<refused>"})()
+
 
 def plain(value, *, lists: bool = False):
     """numpy's scalars as bool/int/float, through lists, tuples and dicts; with `lists`, tuples and
