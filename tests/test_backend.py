@@ -53,8 +53,9 @@ def test_a_float64_models_embedding_and_parameter_are_float64(tmp_path):
     path.write_text("model M {\n  input tok: int64[N, T]\n  input feats: float64[N, T, 4]\n"
                     "  pos = position: Parameter([1, 1, 4])\n  y = (tok |> Embedding(10, 4)) + feats + pos\n"
                     "  output y\n}\n")
-    assert [str(v.type) for v in specc.compile(path, device="meta").ir.values.values()][2:4] == \
-        ["float64[1, 1, 4]", "float64[N, T, 4]"]
+    ir = specc.compile(path, device="meta").ir
+    types = {ir.layers[n.layer].op: str(ir.values[n.outputs[0]].type) for n in ir.nodes}
+    assert (types["Parameter"], types["Embedding"]) == ("float64[1, 1, 4]", "float64[N, T, 4]")
     assert_the_ir_is_what_torch_computes(path, None)
 
 

@@ -401,8 +401,9 @@ class Builder:
             except StmtError:
                 for target in _targets(stmt):
                     scope.values[target] = POISON
-                if isinstance(stmt, A.Return):
-                    scope.returned = (POISON,) * len(stmt.values)
+                returns = _returns(stmt)
+                if returns:  # a failed `return`, or an `if` that may have returned: the block's result is poison
+                    scope.returned = (POISON,) * len(returns[0].values)
 
     def run_stmt(self, stmt, scope: Scope) -> None:
         if isinstance(stmt, A.Assign):
@@ -585,9 +586,9 @@ class Builder:
 
     def builtin(self, call: A.Call, scope: Scope):
         f = call.func
-        keyword = next((a for a in call.args if a.name is not None), None)
-        if keyword is not None:
-            self.fail("E0404", f"{f}() takes no argument by name", keyword.span, scope)
+        by_name = next((a for a in call.args if a.name is not None), None)
+        if by_name is not None:
+            self.fail("E0404", f"{f}() takes no argument by name", by_name.span, scope)
         args = [self.eval(a.value, scope) for a in call.args]
         if any(a is POISON for a in args):
             return POISON
@@ -935,7 +936,7 @@ class Builder:
             if span is None and err.input is not None and hasattr(call, "args"):
                 span = self._input_span(call, err.input, len(tensors), scope)
             help_ = err.help
-            if err.code == "E0301" and err.arg in op.inferred and not layer_exists:
+            if err.code == "E0301" and err.arg in op.inferred and not layer_exists and isinstance(call, A.Call):
                 fixed = tuple(a for a in call.args if a.span != arg_spans.get(err.arg))
                 help_ = f"drop the input size; specc infers it: {unparse.call(call.func, fixed)}"
             label = err.label or (f"input is {_shape_text(types[0])}" if types and err.code == "E0301" else "")
@@ -1071,12 +1072,13 @@ class Builder:
         input shapes (like a C++ template before it is instantiated): the ops and blocks they call, those
         calls' argument names and counts, the names they read, their constant expressions. Each check is
         the normal expansion's own, with tensors and parameters standing for unknown values (POISON),
-        so the errors are those a use of the block would report, where it would report them."""
+        so the errors are those a use of the block would report, where it would report them (a layer
+        name used twice is left to the use: `if` branches and repeats may each name their own)."""
         self.layers, self.symbols = {}, set()  # no model's layers: they would show in `_not_an_op`'s help
         for name, block in self.spec.blocks.items():
             if name in self._expanded or self.library.blocks[name][0] is not block:
                 continue  # checked where a model uses it, or an import's block of the same name (E0208)
-            scope = Scope("", dict.fromkeys([*block.params, *block.inputs], POISON),
+            scope = Scope(f"{name}.", dict.fromkeys([*block.params, *block.inputs], POISON),  # inside, as a use is
                           reserved=explicit_names(block.body), block=name)
             for default in block.params.values():
                 if default is not None:
@@ -1113,38 +1115,47 @@ class Builder:
         if isinstance(e, A.Pipe):
             self._generic_expr(e.source, scope, tensors)
             for stage in e.stages:
-                self._generic_stage(stage, scope, tensors, None)
+                self._generic_stage(stage, scope, tensors, None, None)
         elif _is_layer_call(e):
-            self._generic_layer(e.func, e, scope, tensors, e.layer_name)
+            self._generic_layer(e.func, e, scope, tensors, e.layer_name, e.name_span)
         elif any(_applies_layers(x) for x in _subexpressions(e)):  # `ReLU(h) + x`: its parts one by one
             for x in _subexpressions(e):
                 self._generic_expr(x, scope, tensors)
         else:
             self.eval(e, scope)  # looks names up and computes what is constant; the rest is POISON
 
-    def _generic_stage(self, stage, scope: Scope, tensors: set, name: str | None) -> None:
+    def _generic_stage(self, stage, scope: Scope, tensors: set, name: str | None, name_span) -> None:
         if isinstance(stage, A.Named):
-            self._generic_stage(stage.layer, scope, tensors, stage.name)
+            self._generic_stage(stage.layer, scope, tensors, stage.name, stage.name_span)
         elif isinstance(stage, A.LayerRef):
             if name is not None or stage.name not in scope.layers:
                 call = A.Call(stage.name, (), stage.span, stage.span)
-                self._generic_layer(stage.name, call, scope, tensors, name)
+                self._generic_layer(stage.name, call, scope, tensors, name, name_span)
         elif isinstance(stage, A.LayerCall):
-            self._generic_layer(stage.call.func, stage.call, scope, tensors, name)
+            self._generic_layer(stage.call.func, stage.call, scope, tensors, name, name_span)
         else:
+            if name is not None:
+                self._check_layer_name(name, name_span, scope)
+            var = stage.var if isinstance(stage, A.Repeat) else None
+            shadowed = {var: scope.values[var]} if var in scope.values else {}
             if isinstance(stage, A.Repeat):
                 self.eval(stage.count, scope)
-                if stage.var:
-                    scope.values[stage.var] = POISON
+                if var:
+                    scope.values[var] = POISON
             for item in stage.items if isinstance(stage, A.LayerList) else stage.stages:
-                self._generic_stage(item, scope, tensors, None)
+                self._generic_stage(item, scope, tensors, None, None)
+            if var:  # the index belongs to the repeat, as in `_expand_repeat`
+                scope.values.pop(var)
+                scope.values.update(shadowed)
             if name is not None:
                 scope.layers[name] = scope.prefix + name
 
-    def _generic_layer(self, func: str, call: A.Call, scope: Scope, tensors: set, name: str | None) -> None:
+    def _generic_layer(self, func: str, call: A.Call, scope: Scope, tensors: set, name: str | None,
+                       name_span) -> None:
         """`apply_layer` and `expand_block` up to where they need the input shapes."""
         if name is not None:  # known even if the call fails: applying it again is then no second error
             scope.layers[name] = scope.prefix + name
+            self._check_layer_name(name, name_span, scope)
         if func not in self.library.blocks and func not in OPS:
             if func in scope.layers and not call.args:
                 return  # the layer applied again
@@ -1166,6 +1177,15 @@ class Builder:
                 if len(self.diagnostics) > reported:
                     raise
                 # else: an argument is unknown here; the op validates its values where the block is used
+
+
+def _returns(stmt) -> list:
+    """The `return` statements a statement is or holds (in either branch of an `if`)."""
+    if isinstance(stmt, A.Return):
+        return [stmt]
+    if isinstance(stmt, A.If):
+        return [r for s in (*stmt.body, *stmt.orelse) for r in _returns(s)]
+    return []
 
 
 def _targets(stmt) -> tuple:
@@ -1276,7 +1296,6 @@ def _shape_text(t: TensorType) -> str:
 def build(spec, model: str | None = None, *, params: dict | None = None, max_params: int = MAX_PARAMS):
     """Build one model's IR. Returns (graph or None, diagnostics)."""
     builder = Builder(spec, max_params=max_params)
-    builder.check_constants()
     if not spec.models:
         return None, builder.diagnostics
     if model is None:
