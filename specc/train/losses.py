@@ -35,7 +35,7 @@ def term_function(term: LossTerm):
     options = dict(term.options)
     if term.kind in ("cross_entropy", "nll"):
         loss = F.cross_entropy if term.kind == "cross_entropy" else F.nll_loss
-        fn = partial(_nothing_kept_is_zero, partial(loss, **options), options["ignore_index"])
+        fn = partial(_nothing_kept_is_zero, partial(loss, **options), options.get("ignore_index", -100))  # torch's default
         return partial(_classes_last_to_flat, fn) if term.class_dim == -1 else fn
     fn = {"mse": F.mse_loss, "l1": F.l1_loss, "bce_with_logits": F.binary_cross_entropy_with_logits,
           "huber": partial(F.huber_loss, **options)}[term.kind]
