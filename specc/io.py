@@ -5,7 +5,20 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+
+
+@contextmanager
+def naming(path):
+    """A system error inside (a full disk, a name too long) names `path`, the file the user asked
+    for, rather than nothing or the temp file beside it."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno is None:  # raised by code, not by the system
+            raise
+        raise OSError(err.errno, err.strerror, str(path)) from None
 
 
 def _default_mode() -> int:
@@ -19,10 +32,8 @@ def _temp_beside(path: Path) -> tuple[int, str]:
     if path.is_dir():  # else os.replace would say so only after the data is written, about the temp name
         raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with naming(path):
         return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:  # name the file the user asked for, not our temp file
-        raise OSError(err.errno, err.strerror, str(path)) from None
 
 
 def write_bytes_atomic(path, data: bytes) -> None:

@@ -32,13 +32,18 @@ def source_line(path: str, line: int) -> str | None:
     return lines[line - 1] if 0 < line <= len(lines) else None
 
 
+YAML_SUFFIXES = (".yaml", ".yml")  # a spec file with one of these is YAML, else dlspec
 YAML_LINE_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # PyYAML's line breaks
+
+
+def is_yaml(path: str) -> bool:
+    return path.lower().endswith(YAML_SUFFIXES)
 
 
 def _split_lines(path: str, text: str) -> list[str]:
     """A file's lines as its reader numbers them (not str.splitlines, which also breaks at \\f, \\x1c, ...):
     the dlspec lexer breaks only at `\\n`, PyYAML at `YAML_LINE_BREAKS`."""
-    if path.lower().endswith((".yaml", ".yml")):
+    if is_yaml(path):
         return YAML_LINE_BREAKS.split(text)
     return [line.removesuffix("\r") for line in text.split("\n")]
 

@@ -119,6 +119,19 @@ def test_a_missing_optional_package_names_the_extra(monkeypatch, capsys):
                                        "pip install 'specc[torch]'\n")
 
 
+def test_the_extra_named_for_each_optional_package_installs_it():
+    import re
+    import tomllib
+
+    from specc.cli import EXTRAS
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    distributions = {"sklearn": "scikit-learn", "torch_tensorrt": "torch-tensorrt"}
+    for module, extra in EXTRAS.items():
+        names = {re.split(r"[<>=\[ ]", req)[0] for req in extras[extra]}
+        assert distributions.get(module, module) in names, (module, extra)
+
+
 def test_api_rejects_unknown_parameters_and_dtypes():
     import pytest
 

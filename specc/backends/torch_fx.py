@@ -235,8 +235,7 @@ def _stack_trace(model_name: str, node) -> str:
     """Python-traceback-shaped text, outermost first: the block uses in the model and in the blocks,
     then the spec line that made the node, each frame naming where its line is."""
     uses = [n for n in reversed(node.notes) if n.span is not None]
-    # a use's note says "in block B, used": the lines after it are in block B
-    wheres = [model_name] + [n.message.removeprefix("in ").removesuffix(", used") for n in uses]
+    wheres = [model_name] + [f"block {n.block}" for n in uses]  # the lines after a use are in its block
     lines = []
     for span, where in zip([n.span for n in uses] + [node.span], wheres):
         src = (source_line(span.file, span.line) or "").strip()

@@ -12,13 +12,12 @@ from pydantic import BaseModel, ValidationError
 from ..errors import Diagnostic, Failed, Note, SpecError
 from ..schema import Spec
 from ..schema.values import REFUSED
-from ..source import SourceSpan, register_source
+from ..source import SourceSpan, is_yaml, register_source
 from .parse import later_syntax_errors, parse
 from .transform import DocumentBuilder, to_ast
 from .unparse import literal
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
-YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def read_source(path: str | Path) -> str:
@@ -62,7 +61,7 @@ def _whole(file: str) -> SourceSpan:
 
 def document(text: str, file: str) -> tuple[dict, dict, list[Diagnostic]]:
     """Text -> (plain document, source map, diagnostics). Raises Failed on a syntax error."""
-    if file.lower().endswith(YAML_SUFFIXES):
+    if is_yaml(file):
         from .yaml_load import load_yaml
         return load_yaml(text, file)
     items = to_ast(parse(text, file), file)
@@ -76,7 +75,7 @@ def load_text(text: str, file: str) -> Spec:
         doc, source_map, diagnostics = document(text, file)
     except Failed as failed:
         found = [failed.diagnostic]
-        if failed.diagnostic.code.startswith("E01") and not file.lower().endswith(YAML_SUFFIXES):  # a syntax error
+        if failed.diagnostic.code.startswith("E01") and not is_yaml(file):  # a syntax error
             found += later_syntax_errors(text, file, failed.diagnostic)
         raise SpecError(found) from None
     spec = None
@@ -178,7 +177,7 @@ def schema_diagnostics(err: ValidationError, doc: dict, source_map: dict, file: 
         span = _span_for(source_map, path, file)
         where = ".".join(str(p) for p in path) or "the document"
         kind = e["type"]
-        if kind in ("dict_type", "model_type", "model_attributes_type") and not file.lower().endswith(YAML_SUFFIXES) \
+        if kind in ("dict_type", "model_type", "model_attributes_type") and not is_yaml(file) \
                 and _repeated_section(doc, path, source_map):
             diag = Diagnostic("E0208", f"section `{path[-1]}` appears twice", source_map[path + (1,)],
                               label="second one", notes=(Note(f"first at {source_map[path + (0,)]}"),))

@@ -20,7 +20,7 @@ from ..frontend import ast as A, unparse
 from ..source import SourceSpan
 from . import dims as D
 from .evaluate import EvalError, binary, compare, in_range, is_dim, negate, truth, type_name
-from .graph import Graph, Layer, Node, Tie, Value, weight_dtype
+from .graph import BlockUse, Graph, Layer, Node, Tie, Value, weight_dtype
 from .ops import OPS, OpError
 from .types import DTYPES, TensorType
 
@@ -1024,7 +1024,7 @@ class Builder:
         if any(t is POISON for t in tensors) or any(v is POISON for v in values.values()):
             return POISON
         path = self._layer_path(name, name_span, func, scope)
-        notes = (Note(f"in block {func}, used", call.span),) + scope.notes
+        notes = (BlockUse(f"in block {func}, used", call.span, func),) + scope.notes
         inner = scope.child(path + ".", values, notes, func)
         inner.reserved = explicit_names(block.body)
         for pname, default in block.params.items():

@@ -14,6 +14,13 @@ from .types import FLOAT_DTYPES, TensorType
 
 
 @dataclass(frozen=True, slots=True)
+class BlockUse(Note):
+    """The note "in block B, used at ..." an expansion puts on what it makes; `block` is B."""
+
+    block: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Value:
     id: str  # unique in the graph; the name the user gave it where there is one
     type: TensorType
@@ -41,7 +48,7 @@ class Node:
     inputs: tuple[str, ...]  # value ids
     outputs: tuple[str, ...]
     span: SourceSpan
-    notes: tuple[Note, ...] = ()  # the block expansions this node came from, innermost first
+    notes: tuple[BlockUse, ...] = ()  # the block expansions this node came from, innermost first
     macs: Dim = 0
 
 

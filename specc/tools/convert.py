@@ -37,7 +37,7 @@ from ..frontend import ast as A
 from ..frontend.unparse import expr as unparse_expr, literal
 from ..frontend.yaml_load import Loader
 from ..io import write_text_atomic
-from ..source import SourceSpan
+from ..source import SourceSpan, is_yaml
 from .fmt import Comment, Source, format_source, format_text
 
 STR, INT, FLOAT, NULL = (f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "null"))
@@ -643,7 +643,7 @@ def _is_tensor_type(text: str) -> bool:
 
 # ---- the command -------------------------------------------------------------------------
 def convert_text(text: str, file: str, to: str) -> str:
-    if file.lower().endswith((".yaml", ".yml")):
+    if is_yaml(file):
         text = to_dlspec(text, file)
     return to_yaml(text, file) if to == "yaml" else format_text(text, file)
 

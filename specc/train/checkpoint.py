@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
-from ..io import atomic_path
+from ..io import atomic_path, naming
 from .progress import SUMMARY_FILE
 
 FORMAT = 1
@@ -41,14 +41,13 @@ class Position:
 def save(path: Path, state: dict) -> None:
     tmp = atomic_path(path)
     try:
-        with open(tmp, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError as err:  # a full disk names the checkpoint, not nothing (or our temp file)
-        raise OSError(err.errno, err.strerror, str(path)) from None
+        with naming(path):  # a full disk names the checkpoint
+            with open(tmp, "wb") as fh:
+                torch.save(state, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
