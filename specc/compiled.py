@@ -1,17 +1,20 @@
 """`specc.compile`: spec -> IR -> PyTorch module (+ the training plan)."""
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass, field
 
-from .errors import Diagnostic, Failed, SpecError
+from .errors import Diagnostic, Failed, SpecError, UsageError
 from .ir.build import build
 from .schema import Spec
 from .schema.values import plain
 
 
-@dataclass
+@dataclass(eq=False, repr=False)  # a handle on a mutable model: identity, not value, equality
 class Compiled:
+    """What `specc.compile` returns: the spec, its checked IR, and the PyTorch module built from it."""
+
     spec: Spec
     ir: object  # specc.ir.graph.Graph
     model: object  # torch.nn.Module (an fx GraphModule, or its torch.compile'd wrapper)
@@ -27,19 +30,41 @@ class Compiled:
             self._plan = make_plan(self.spec, self.ir)
         return self._plan
 
+    def __repr__(self) -> str:
+        return f"Compiled(model {self.ir.name!r} of {self.spec.path}, {self.ir.param_count:,} parameters)"
+
     def train(self, out_dir="runs/run", **overrides) -> dict:
-        """Run the spec's training recipe; returns the final metrics."""
+        """Run the spec's training recipe in `out_dir`; returns the last epoch's metrics.
+
+        A fresh run starts from the initial weights of the train section's `seed`, replacing the
+        model's current weights (a second call starts over); `resume=True` continues the run in
+        `out_dir`. The trained weights are left in `.model`. Other keywords: `verbose`, `nproc`,
+        and overrides of train settings (`epochs=3`, `**{"optimizer.lr": 1e-3}`)."""
         from .train.trainer import train
+        self._require_weights("train")
         return train(self, out_dir=out_dir, **overrides)
 
     def export(self, target: str, path, **options):
-        """Export to onnx | pt2 | aoti | tensorrt and verify against this model's outputs."""
+        """Export the model's current weights to onnx | pt2 | aoti | tensorrt at `path` and verify
+        the artifact against this model's outputs; returns the result with the verification figures."""
         from .exporters import export
+        if not isinstance(target, str):
+            raise TypeError(f"target must be the name of an export target such as 'onnx', got {target!r}")
+        self._require_weights("export")
         return export(self, target, path, **options)
 
     def summary(self, depth: int | None = None) -> str:
+        """The table of layers (output shape, parameters, MACs) and totals; `depth` collapses deeper nesting."""
         from .summary import summary_table
+        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int)):
+            raise TypeError(f"depth must be a whole number or None, got {depth!r}")
         return summary_table(self.ir, depth=depth)
+
+    def _require_weights(self, action: str) -> None:
+        """A meta model has no values: training or exporting it would fail deep inside PyTorch."""
+        if any(t.is_meta for t in itertools.chain(self.model.parameters(), self.model.buffers())):
+            raise UsageError(f"cannot {action} a model built on the meta device (it has shapes but no weights); "
+                             "compile it on a real device such as 'cpu' or 'cuda'")
 
 
 def load_spec(spec_or_path) -> Spec:
@@ -75,14 +100,16 @@ def compile_spec(spec_or_path, *, model=None, device=None, dtype=None, compile=F
         raise TypeError(f"model must be the name of a model in the spec, got {type(model).__name__}")
     if params is not None and not isinstance(params, dict):
         raise TypeError(f"params must be a dict of the model's parameters, got {type(params).__name__}")
+    if params and not all(isinstance(name, str) for name in params):
+        raise TypeError(f"params must map parameter names (str) to values, got the keys {list(params)!r}")
     params = plain(params)  # numpy's numbers as Python's
     if not isinstance(compile, bool):
         raise TypeError(f"compile must be True or False, got {compile!r}")
     device = _device(device)
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype, dtype)
-    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+    resolved = getattr(torch, dtype.removeprefix("torch."), None) if isinstance(dtype, str) else dtype
+    if dtype is not None and not (isinstance(resolved, torch.dtype) and resolved.is_floating_point):
         raise ValueError(f"dtype must be a floating-point dtype such as 'float32' or 'bfloat16', got {dtype!r}")
+    dtype = resolved
     spec = load_spec(spec_or_path)
     graph = build_ir(spec, model, params)
     if dtype is None and graph.weight_dtype != "float32":

@@ -14,9 +14,9 @@ REFUSED = type("Refused", (), {"__repr__": lambda self: "<refused>"})()
 def plain(value, *, lists: bool = False):
     """numpy's scalars as bool/int/float, through lists, tuples and dicts; with `lists`, tuples and
     ranges become lists (the schema's list settings)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or type(value) in (bool, int, float, str):  # not subclasses: np.float64 is a float
         return value
-    if type(value).__name__ == "bool_":  # numpy's bool is not a numbers.Integral
+    if type(value).__name__ in ("bool_", "bool"):  # numpy's bool (named bool_ before numpy 2) is no numbers.Integral
         return bool(value)
     if isinstance(value, numbers.Integral):
         return int(value)
