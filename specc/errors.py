@@ -84,7 +84,7 @@ class Diagnostic:
         }
 
 
-@dataclass
+@dataclass(eq=False)  # an exception: compared and hashed by identity
 class SpecError(Exception):
     """Raised by `load`/`compile` when a spec has errors; `.diagnostics` holds all of them."""
 

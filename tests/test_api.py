@@ -84,3 +84,13 @@ def test_compiled_is_a_short_repr_and_hashable():
     compiled = specc.compile(path, device="meta")
     assert repr(compiled) == f"Compiled(model 'ResNet18' of {path}, 11,689,512 parameters)"
     assert compiled in {compiled} and compiled != specc.compile(compiled.spec, device="meta")
+
+
+def test_a_compiled_spec_deep_copies_and_errors_hash_by_identity():
+    import copy
+
+    compiled = specc.compile(ROOT / "specs" / "tutorial_mlp.dlspec")
+    twin = copy.deepcopy(compiled)
+    assert twin.ir == compiled.ir and twin.model is not compiled.model
+    error = specc.SpecError([])
+    assert len({error, specc.SpecError([])}) == 2

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Mapping
 
@@ -75,6 +75,10 @@ class Graph:
     def __post_init__(self):
         object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
         object.__setattr__(self, "layers", MappingProxyType(dict(self.layers)))
+
+    def __reduce__(self):  # a MappingProxyType cannot be pickled or deep-copied: rebuild from plain dicts
+        values = (getattr(self, f.name) for f in fields(self))
+        return type(self), tuple(dict(v) if isinstance(v, MappingProxyType) else v for v in values)
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Every distinct trainable parameter, by state_dict key (tied ones appear once)."""
