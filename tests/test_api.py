@@ -94,3 +94,13 @@ def test_a_compiled_spec_deep_copies_and_errors_hash_by_identity():
     assert twin.ir == compiled.ir and twin.model is not compiled.model
     error = specc.SpecError([])
     assert len({error, specc.SpecError([])}) == 2
+
+
+def test_a_loaded_spec_keeps_its_folder_when_the_working_directory_changes(tmp_path, monkeypatch):
+    (tmp_path / "lib.dlspec").write_text("spec 1\nblock B(o) (x) {\n  return x |> Linear(o)\n}\n")
+    (tmp_path / "m.dlspec").write_text('spec 1\nimport "lib.dlspec"\nmodel M {\n  input x: float32[N, 4]\n'
+                                       "  y = x |> B(3)\n  output y\n}\n")
+    monkeypatch.chdir(tmp_path)
+    spec = specc.load("m.dlspec")
+    monkeypatch.chdir(ROOT)
+    assert specc.compile(spec).ir.param_count == 4 * 3 + 3

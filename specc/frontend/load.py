@@ -86,6 +86,8 @@ def load_text(text: str, file: str) -> Spec:
     if diagnostics:
         raise SpecError(diagnostics)
     spec._path = file
+    if not file.startswith("<"):  # "<memory>", "<--set>": no file
+        spec._folder = str(Path(file).resolve().parent)
     spec._source_map = source_map
     spec._text_hash = hashlib.sha256(text.encode()).hexdigest()
     return spec

@@ -202,7 +202,7 @@ class Builder:
     def _import(self, spec) -> None:
         for i, rel in enumerate(spec.imports):
             span = spec.span("imports", i)
-            target = _display_path(Path(spec.path).parent / rel)
+            target = _display_path(spec.folder / rel)
             key = str(Path(target).resolve())
             if key in self.import_stack:
                 chain = " -> ".join(Path(p).name for p in self.import_stack[self.import_stack.index(key):]) \

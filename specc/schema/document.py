@@ -6,6 +6,8 @@ strings a YAML author writes.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, PrivateAttr, WithJsonSchema
@@ -66,12 +68,19 @@ class Spec(Strict):
     export: Optional[ExportConfig] = None
 
     _path: str = PrivateAttr("<memory>")
+    _folder: str = PrivateAttr(".")  # the file's folder, absolute when read from a file
     _source_map: dict = PrivateAttr(default_factory=dict)
     _text_hash: str = PrivateAttr("")
 
     @property
     def path(self) -> str:
         return self._path
+
+    @property
+    def folder(self) -> Path:
+        """The folder imports and data paths are relative to: the file's, as it was when the file was
+        read, whatever the working directory is later."""
+        return Path(self._folder)
 
     @property
     def source_map(self) -> dict:

@@ -368,8 +368,7 @@ class _Checker:
             size = outputs[term.index].type.shape[term.class_dim] if term.kind in CLASSIFICATION_LOSSES else None
             target_losses[term.target] = (term.kind, size if isinstance(size, int) else None,
                                           dict(term.options).get("ignore_index"))
-        base = Path(self.spec.path).parent if self.spec.path and not self.spec.path.startswith("<") else Path(".")
-        plan, diagnostics = probe_data(self.cfg.data, base, inputs, targets, target_losses, self.ir,
+        plan, diagnostics = probe_data(self.cfg.data, self.spec.folder, inputs, targets, target_losses, self.ir,
                                        lambda *p: self.spec.span("train", "data", *p))
         self.diagnostics += diagnostics
         return plan
