@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_digits
 
 import specc
 from specc.compiled import build_ir
@@ -348,7 +349,7 @@ def test_npy_float_array_that_is_not_finite(tmp_path):
     np.save(tmp_path / "arr" / "label.npy", np.arange(6) % 3)
     with pytest.raises(SpecError) as err:
         load(plan_of(tmp_path, NPZ_SPEC.replace('npz { path = "d.npz"', 'npy { path = "arr"')))
-    assert err.value.diagnostics[0].message == "x.npy has nan at index [5, 0], which is not a finite number"
+    assert err.value.diagnostics[0].message == "arr/x.npy has nan at index [5, 0], which is not a finite number"
 
 
 def _truncate_member(path, member: str, size: int) -> None:
@@ -448,3 +449,133 @@ def test_csv_row_with_other_than_the_headers_number_of_cells_is_located(tmp_path
     (d,) = err.value.diagnostics
     assert (d.code, d.message, d.span.line, d.span.col, d.label) == \
         ("E0702", f"line 3 of t.csv has {cells} cells, but the header has 3 columns", 3, col, label)
+
+
+# ---- data loaded as declared, or refused before the first step -------------------------------------
+@pytest.mark.parametrize("input_type", ["float32[N, 4, 16]", "float32[N, 64, 1]", "float32[N, 8, 8]"])
+def test_digits_fill_any_input_of_64_values(tmp_path, input_type):
+    plan = plan_of(tmp_path, CLASSIFIER.format(input=input_type, data="data digits { val_fraction = 0 }"))
+    x = load(plan).train.tensors["x"]
+    shape = tuple(int(d) for d in plan.data.fields[0].slot.type.shape[1:])
+    assert x.shape == (1797, *shape) and x[1].flatten().tolist() == (load_digits().data[1] / 16).tolist()
+
+
+SEQUENCES = """spec 1
+
+model M {
+  input x: float32[N, T, 4]
+  h = x |> fc: Linear(3)
+  output h
+}
+
+train {
+  data npz { path = "d.npz" SETTINGS }
+  targets { y = float32[N, T, 3] }
+  loss mse {}
+}
+"""
+
+
+def test_npz_arrays_of_one_file_agree_on_their_symbolic_sizes(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((10, 6, 4), "float32"), y=np.zeros((10, 8, 3), "float32"))
+    with pytest.raises(SpecError) as err:
+        plan_of(tmp_path, SEQUENCES.replace(" SETTINGS", ""))
+    (d,) = err.value.diagnostics
+    assert d.code == "E0702" and d.message == \
+        "array `y` in d.npz has shape [10, 8, 3]: `T` would be both 6 (array `x` in d.npz) and 8"
+
+
+def test_standard_normalisation_of_a_sequence_fits_another_length(tmp_path):
+    rng = np.random.default_rng(0)
+    for name, n, t in (("d.npz", 10, 6), ("v.npz", 5, 7)):
+        np.savez(tmp_path / name, x=rng.normal(3.0, 2.0, (n, t, 4)).astype("float32"), y=np.zeros((n, t, 3), "f4"))
+    data = load(plan_of(tmp_path, SEQUENCES.replace(
+        "SETTINGS", ', val_path = "v.npz", normalize { kind = "standard" }')))
+    assert data.normalization["x"]["mean"].shape == (1, 1)  # one mean over T: per position it would not fit T = 7
+    assert data.val.tensors["x"].shape == (5, 7, 4)
+
+
+def test_standard_normalisation_only_centres_a_constant_channel(tmp_path):
+    for name, constant in (("d.npz", 1.0), ("v.npz", 5.0)):  # a value the training split never shows
+        x = np.stack([np.full(10, constant), np.arange(10)], axis=1).astype("float32")
+        np.savez(tmp_path / name, x=x, label=np.arange(10) % 3)
+    data = load(plan_of(tmp_path, NPZ_SPEC.replace("val_fraction = 0", 'val_path = "v.npz", '
+                                                   'normalize { kind = "standard" }')))
+    assert data.normalization["x"]["std"][0] == 1.0 and data.val.tensors["x"][:, 0].tolist() == [4.0] * 10
+
+
+def test_npz_array_in_big_endian_byte_order(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.arange(20).reshape(10, 2).astype(">f4"), label=(np.arange(10) % 3).astype(">i8"))
+    data = load(plan_of(tmp_path, NPZ_SPEC))
+    assert data.train.tensors["x"][3].tolist() == [6.0, 7.0] and data.train.tensors["label"][4] == 1
+
+
+def test_npy_without_a_path_reads_the_specs_folder(tmp_path, monkeypatch):
+    np.save(tmp_path / "x.npy", np.zeros((10, 2), "float32"))
+    np.save(tmp_path / "label.npy", np.arange(10) % 3)
+    (tmp_path / "cwd").mkdir()
+    np.save(tmp_path / "cwd" / "x.npy", np.ones((10, 2), "float32"))
+    np.save(tmp_path / "cwd" / "label.npy", np.arange(10) % 3)
+    monkeypatch.chdir(tmp_path / "cwd")
+    data = load(plan_of(tmp_path, NPZ_SPEC.replace('npz { path = "d.npz",', "npy {")))
+    assert data.train.tensors["x"].sum() == 0
+
+
+def test_npy_object_array_is_refused_unread_and_a_val_file_is_named(tmp_path):
+    for folder in ("arr", "val"):
+        (tmp_path / folder).mkdir()
+        np.save(tmp_path / folder / "label.npy", np.arange(10) % 3)
+    np.save(tmp_path / "arr" / "x.npy", np.array([{"a": 1}] * 10, dtype=object), allow_pickle=True)
+    np.save(tmp_path / "val" / "x.npy", np.zeros((10, 3), "float32"))
+    with pytest.raises(SpecError) as err:
+        plan_of(tmp_path, NPZ_SPEC.replace('npz { path = "d.npz", val_fraction = 0',
+                                           'npy { path = "arr", val_path = "val"'))
+    assert [d.message for d in err.value.diagnostics] == [
+        "arr/x.npy holds Python object values, not numbers",
+        "val/x.npy has shape [10, 3], which does not fit float32[N, 2]"]
+
+
+def test_a_damaged_validation_file_is_located_at_val_path(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((10, 2), "float32"), label=np.arange(10) % 3)
+    (tmp_path / "v.npz").write_text("not a zip file")
+    with pytest.raises(SpecError) as err:
+        plan_of(tmp_path, NPZ_SPEC.replace("val_fraction = 0", 'val_path = "v.npz"'))
+    (d,) = err.value.diagnostics
+    assert d.message == f"cannot read {tmp_path / 'v.npz'}: File is not a zip file"
+    assert d.span.col == NPZ_SPEC.splitlines()[9].index("val_fraction") + 1
+
+
+def test_val_fraction_beside_val_path_is_refused(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((10, 2), "float32"), label=np.arange(10) % 3)
+    with pytest.raises(SpecError) as err:
+        plan_of(tmp_path, NPZ_SPEC.replace("val_fraction = 0", 'val_path = "d.npz", val_fraction = 0.3'))
+    (d,) = err.value.diagnostics
+    assert d.code == "E0702" and d.message == "val_fraction and val_path both give the validation split"
+
+
+def test_csv_validation_file_without_rows_is_refused(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b,y\n1,2,0\n3,4,1\n")
+    (tmp_path / "v.csv").write_text("a,b,y\n")
+    with pytest.raises(SpecError) as err:
+        load(plan_of(tmp_path, CSV_SPEC.replace('path = "t.csv"', 'path = "t.csv", val_path = "v.csv"')))
+    (d,) = err.value.diagnostics
+    assert d.code == "E0702" and d.message == "v.csv has no samples" and d.span.file.endswith("m.dlspec")
+
+
+def test_csv_that_is_not_utf8_is_refused_with_its_line(tmp_path):
+    (tmp_path / "t.csv").write_bytes(b"a,b,y\n" + b"1,2,0\n" * 3000 + b"3,4,\xe9\n")
+    with pytest.raises(SpecError) as err:
+        load(plan_of(tmp_path, CSV_SPEC))
+    (d,) = err.value.diagnostics
+    assert d.code == "E0702" and d.message.startswith("line 3002 of t.csv is not UTF-8 text: byte 0xe9")
+
+
+def test_csv_record_the_csv_module_refuses_is_located(tmp_path):
+    d = _csv_error(tmp_path, 'a,b,y\n1,2,0\n"' + "1" * 200_000 + '",4,1\n')
+    assert d.message == "line 3 of t.csv cannot be read as CSV: field larger than field limit (131072)"
+    assert d.span.line == 3
+
+
+def test_csv_lines_are_counted_across_a_quoted_line_break(tmp_path):
+    d = _csv_error(tmp_path, 'a,b,y\n1,2,0\n"3\n",4,1\n5,oops,2\n')
+    assert d.message == "column `b` of t.csv has a non-number 'oops' on line 5" and d.span.line == 5

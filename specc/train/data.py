@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import difflib
+import io
 import math
 import zipfile
 import zlib
@@ -105,7 +106,9 @@ class _Probe:
         self.diagnostics: list[Diagnostic] = []
 
     def error(self, message: str, *path, label: str = "", help: str | None = None, code: str = "E0702"):
-        self.diagnostics.append(Diagnostic(code, message, self.span_of(*path), label=label, help=help))
+        diagnostic = Diagnostic(code, message, self.span_of(*path), label=label, help=help)
+        if diagnostic not in self.diagnostics:  # a damaged .npz is met once per array in it
+            self.diagnostics.append(diagnostic)
 
     def resolve(self, text: str | None) -> Path | None:
         if text is None:
@@ -266,20 +269,30 @@ class _Probe:
         if cfg.kind == "npz" and cfg.path is None:
             self.error("npz data needs `path` (the .npz file)", label="missing path")
             return None
-        path = self.existing(cfg.path, "path", what="file" if cfg.kind == "npz" else "folder")
-        val_path = self.existing(cfg.val_path, "val_path")
-        if cfg.path is not None and path is None:
+        # npy without `path`: the .npy files beside the spec
+        path = self.existing(cfg.path or ".", "path", what="file" if cfg.kind == "npz" else "folder")
+        val_path = self._val_path()
+        if path is None:
             return None
         fields = []
         for role, slots, mapping in (("input", self.inputs, cfg.inputs), ("target", self.targets, cfg.targets)):
             for slot in slots:
                 ref = mapping.get(slot.name, slot.name)
                 fields.append(self._field(slot, role, (ref,)))
-        for f in fields:
-            self._probe_array(f, path, "main")
-            if val_path is not None:
-                self._probe_array(f, val_path, "val")
+        for key, where in (("path", path), ("val_path", val_path)):
+            if where is not None:
+                sizes = {}  # symbol -> (size, array): the arrays of one file agree on N, T, ...
+                for f in fields:
+                    self._probe_array(f, where, key, sizes)
         return DataPlan(cfg, tuple(fields), path, val_path)
+
+    def _val_path(self) -> Path | None:
+        """The validation file; a val_fraction written beside it would be silently ignored, so it is refused."""
+        cfg = self.cfg
+        if cfg.val_path is not None and cfg.val_fraction > 0 and "val_fraction" in cfg.model_fields_set:
+            self.error("val_fraction and val_path both give the validation split", "val_fraction",
+                       label="one or the other", help="remove val_fraction: the validation data is val_path")
+        return self.existing(cfg.val_path, "val_path")
 
     def _unknown_names(self, mapping: dict, slots, key: str, what: str) -> None:
         names = [s.name for s in slots]
@@ -288,10 +301,10 @@ class _Probe:
                 self.error(f"`{name}` is not a model {what}" if what == "input" else f"target `{name}` is not declared",
                            key, name, label=f"unknown {what}", help=_did_you_mean(name, names))
 
-    def _probe_array(self, f: Field, path: Path | None, which: str) -> None:
+    def _probe_array(self, f: Field, path: Path, key: str, sizes: dict) -> None:
         mapping = "inputs" if f.role == "input" else "targets"
         try:
-            shape, dtype, where = _array_header(self.cfg.kind, path or self.base, f.source[0])
+            shape, dtype, where = _array_header(self.cfg.kind, path, f.source[0])
         except ImportError:  # numpy comes with the torch extra; without it the arrays are checked by `specc train`
             return
         except FileNotFoundError as err:
@@ -299,9 +312,10 @@ class _Probe:
                        label="not found", help=f"map it: {mapping} {{ {f.slot.name} = \"...\" }}")
             return
         except (OSError, ValueError, zipfile.BadZipFile) as err:
-            self.error(f"cannot read {path}: {err}", "path", label="unreadable")
+            file = path if self.cfg.kind == "npz" else _npy_path(path, f.source[0])
+            self.error(f"cannot read {file}: {err}", key, label="unreadable")
             return
-        problem = fit_array(shape, dtype.kind, f.slot.type)
+        problem = fit_array(shape, dtype.kind, f.slot.type, sizes, where)
         if problem:
             self.error(f"{where} {problem}", mapping, f.slot.name, label="does not fit")
 
@@ -311,7 +325,7 @@ class _Probe:
         self._unknown_names(cfg.inputs, self.inputs, "inputs", "input")
         self._unknown_names(cfg.targets, self.targets, "targets", "target")
         path = self.existing(cfg.path, "path")
-        val_path = self.existing(cfg.val_path, "val_path")
+        val_path = self._val_path()
         if path is None:
             return None
         header = self._header(path)
@@ -412,23 +426,25 @@ def probe_data(cfg, base: Path, inputs, targets, target_losses: dict, ir, span_o
     return plan, probe.diagnostics
 
 
-def fit_array(shape: tuple, dtype_kind: str, declared: TensorType) -> str | None:
-    """Why an array of `shape` cannot feed a slot of type `declared` (None when it can)."""
+def fit_array(shape: tuple, dtype_kind: str, declared: TensorType, sizes: dict, where: str) -> str | None:
+    """Why array `where` of `shape` cannot feed a slot of type `declared` (None when it can). `sizes` holds
+    the sizes that symbols took in the arrays checked before it ({name: (size, array)}), and gets this one's."""
     if dtype_kind not in "biuf":
         return f"holds {_kind_name(dtype_kind)} values, not numbers"
     if declared.dtype in INT_DTYPES and dtype_kind == "f":
         return f"holds floats, but {declared} needs integers"
     if len(shape) != declared.rank:
         return f"has shape {list(shape)}, which does not fit {declared} (rank {len(shape)} vs {declared.rank})"
-    env = {}
     for got, want in zip(shape, declared.shape):
         if D.is_static(want):
             if got != want:
                 return f"has shape {list(shape)}, which does not fit {declared}"
         elif len(want.symbols) == 1 and want == D.Sym.var(next(iter(want.symbols))):
             name = next(iter(want.symbols))
-            if env.setdefault(name, got) != got:
-                return f"has shape {list(shape)}: `{name}` would be both {env[name]} and {got}"
+            size, first = sizes.setdefault(name, (got, where))
+            if size != got:
+                other = f" ({first})" if first != where else ""
+                return f"has shape {list(shape)}: `{name}` would be both {size}{other} and {got}"
     return None
 
 
@@ -438,8 +454,6 @@ def _kind_name(kind: str) -> str:
 
 def _array_header(kind: str, where: Path, ref: str):
     """(shape, dtype, description) of one array, read from its header only."""
-    import numpy as np
-
     if kind == "npz":
         with zipfile.ZipFile(where) as zf:
             names = {n[:-4] if n.endswith(".npy") else n: n for n in zf.namelist()}
@@ -448,25 +462,29 @@ def _array_header(kind: str, where: Path, ref: str):
                 raise FileNotFoundError(f"{where.name} has no array `{ref}`"
                                         + (f" (did you mean `{guess[0]}`?)" if guess else f"; it has {', '.join(names)}"))
             with zf.open(names[ref]) as fh:
-                version = np.lib.format.read_magic(fh)
-                reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                shape, _, dtype = reader(fh)
-                _whole_member(zf.getinfo(names[ref]), fh.tell(), tuple(shape), np.dtype(dtype), ref, where)
-        return tuple(shape), np.dtype(dtype), f"array `{ref}` in {where.name}"
+                shape, dtype = _npy_header(fh, zf.getinfo(names[ref]).file_size, f"array `{ref}`")
+        return shape, dtype, f"array `{ref}` in {where.name}"
     path = _npy_path(where, ref)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
-    array = np.load(path, mmap_mode="r", allow_pickle=False)
-    return tuple(array.shape), array.dtype, f"{path.name}"
+    with open(path, "rb") as fh:
+        shape, dtype = _npy_header(fh, path.stat().st_size, "the array")
+    return shape, dtype, _npy_name(path)
 
 
-def _whole_member(info: zipfile.ZipInfo, header_bytes: int, shape: tuple, dtype, ref: str, where: Path) -> None:
-    """A member cut short (its header intact) would fail only when its data is read: say so now."""
-    if dtype.hasobject:
-        return  # refused as not numbers
-    need = header_bytes + math.prod(shape) * dtype.itemsize
-    if info.file_size < need:
-        raise ValueError(f"array `{ref}` is truncated ({info.file_size} of the {need} bytes its header promises)")
+def _npy_header(fh, size: int, what: str) -> tuple:
+    """(shape, dtype) from the header of .npy data of `size` bytes, nothing unpickled. Data cut short (its
+    header intact) would fail only when it is read: say so now."""
+    import numpy as np
+
+    version = np.lib.format.read_magic(fh)
+    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = reader(fh)
+    dtype = np.dtype(dtype)
+    need = fh.tell() + math.prod(shape) * dtype.itemsize
+    if not dtype.hasobject and size < need:  # an object array is refused as not numbers
+        raise ValueError(f"{what} is truncated ({size} of the {need} bytes its header promises)")
+    return tuple(shape), dtype
 
 
 def _npy_path(folder: Path, ref: str) -> Path:
@@ -474,6 +492,11 @@ def _npy_path(folder: Path, ref: str) -> Path:
     if p.suffix != ".npy":
         p = p.with_name(p.name + ".npy")
     return p if p.is_absolute() else folder / p
+
+
+def _npy_name(file: Path) -> str:
+    """A .npy file named with its folder: the training and the validation folder hold files of the same names."""
+    return f"{file.parent.name}/{file.name}"
 
 
 def _per_sample(t: TensorType):
@@ -504,16 +527,27 @@ def _read(plan: DataPlan, path: Path | None, spec_span) -> dict:
     reader = {"digits": _read_digits, "synthetic": _read_synthetic, "npz": _read_arrays, "npy": _read_arrays,
               "csv": _read_csv}[plan.kind]
     arrays = reader(plan, path, spec_span)
-    return {f.slot.name: _as_declared(arrays[f.slot.name], f.slot.type) for f in plan.fields}
+    tensors = {f.slot.name: _as_declared(arrays[f.slot.name], f.slot.type) for f in plan.fields}
+    if not len(Split(tensors)):  # an empty validation file would log a val/loss of 0 and pick best.pt by it
+        raise SpecError([Diagnostic("E0702", f"{path.name} has no samples", spec_span("data", _setting(plan, path)),
+                                    label="empty")])
+    return tensors
+
+
+def _setting(plan: DataPlan, path: Path) -> str:
+    """The data setting that names the file `path`."""
+    return "val_path" if path == plan.val_path else "path"
 
 
 def _as_declared(array, t: TensorType):
     """A tensor of the slot's dtype and shape. An array of the slot's rank keeps its sizes (the probe
-    checked them); flat rows (CSV columns, the 8x8 digit images) are reshaped to the static shape."""
+    checked them); flat rows (CSV columns, the 64 pixels of a digit) are reshaped to the static shape."""
     import numpy as np
     import torch
 
-    tensor = array if isinstance(array, torch.Tensor) else torch.as_tensor(np.ascontiguousarray(array))
+    # torch reads native byte order only (a big-endian array saved elsewhere keeps its order)
+    tensor = array if isinstance(array, torch.Tensor) else \
+        torch.as_tensor(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("=")))
     shape = tensor.shape if tensor.dim() == t.rank else (len(tensor), *(int(d) for d in t.shape[1:]))
     return tensor.to(getattr(torch, t.dtype)).reshape(shape).contiguous()
 
@@ -523,7 +557,8 @@ def _read_digits(plan: DataPlan, path, spec_span) -> dict:
 
     digits = load_digits()
     image, label = (f.slot.name for f in plan.fields)
-    return {image: (digits.images / 16.0).astype("float32"), label: digits.target.astype("int64")}
+    # flat rows of 64 pixels: reshaped to the input's shape, which need not be 8x8 (e.g. [N, 4, 16])
+    return {image: (digits.data / 16.0).astype("float32"), label: digits.target.astype("int64")}
 
 
 def _read_synthetic(plan: DataPlan, path, spec_span) -> dict:
@@ -548,21 +583,21 @@ def _read_synthetic(plan: DataPlan, path, spec_span) -> dict:
     return out
 
 
-def _read_arrays(plan: DataPlan, path: Path | None, spec_span) -> dict:
+def _read_arrays(plan: DataPlan, path: Path, spec_span) -> dict:
     import numpy as np
 
-    folder = path or Path(".")
     arrays = {}
     if plan.kind == "npz":
-        with np.load(folder, allow_pickle=False) as npz:
+        with np.load(path, allow_pickle=False) as npz:
             for f in plan.fields:
-                what = f"array `{f.source[0]}` in {folder.name}"
+                what = f"array `{f.source[0]}` in {path.name}"
                 arrays[f.slot.name] = _load_array(lambda: npz[f.source[0]], f, what, spec_span)
     else:
         for f in plan.fields:
-            file = _npy_path(folder, f.source[0])
-            arrays[f.slot.name] = _load_array(lambda: np.load(file, allow_pickle=False), f, file.name, spec_span)
-    _same_length(arrays, folder, spec_span)
+            file = _npy_path(path, f.source[0])
+            arrays[f.slot.name] = _load_array(lambda: np.load(file, allow_pickle=False), f, _npy_name(file),
+                                              spec_span)
+    _same_length(arrays, path, spec_span)
     return arrays
 
 
@@ -675,11 +710,10 @@ def _read_csv(plan: DataPlan, path: Path, spec_span) -> dict:
     import numpy as np
 
     cfg = plan.config
-    with open(path, newline="", encoding=CSV_ENCODING) as fh:
-        rows = list(csv.reader(fh, delimiter=cfg.delimiter))
-    header = [c.strip() for c in rows[0]]
+    records = _csv_records(path, cfg.delimiter, spec_span("data", _setting(plan, path)))
+    header = [c.strip() for c in records[0][1]]
     where = {c: i for i, c in enumerate(header)}
-    body = [(n + 2, r) for n, r in enumerate(rows[1:]) if any(cell.strip() for cell in r)]
+    body = [(line, r) for line, r in records[1:] if any(cell.strip() for cell in r)]
     for line, row in body:
         _check_row_length(row, line, len(header), path, cfg.delimiter)
     out = {}
@@ -692,6 +726,28 @@ def _read_csv(plan: DataPlan, path: Path, spec_span) -> dict:
         _check_cells(f, values, (body, cols, path, header, cfg.delimiter))
         out[f.slot.name] = values if f.role == "input" else values[:, 0]
     return out
+
+
+def _csv_records(path: Path, delimiter: str, path_span) -> list[tuple[int, list[str]]]:
+    """(line, cells) of each record, with the line it starts on (a quoted cell may span lines)."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode(CSV_ENCODING)
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise SpecError([Diagnostic("E0702", f"line {line} of {path.name} is not UTF-8 text: byte "
+                                    f"{raw[err.start]:#04x} at offset {err.start}", path_span, label="not UTF-8",
+                                    help="save the file as UTF-8")]) from None
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    records, line = [], 1
+    try:
+        for row in reader:
+            records.append((line, row))
+            line = reader.line_num + 1
+    except csv.Error as err:
+        raise SpecError([Diagnostic("E0702", f"line {line} of {path.name} cannot be read as CSV: {err}",
+                                    _cell_span(path, [], 0, line, delimiter), label="unreadable")]) from None
+    return records
 
 
 def _check_row_length(row, line: int, columns: int, path: Path, delimiter: str) -> None:
@@ -785,16 +841,21 @@ def _fit_normalization(plan: DataPlan, train: Split) -> dict:
         elif norm.kind == "fixed":
             stats[f.slot.name] = {"mean": float(norm.mean), "std": float(norm.std)}
         else:
-            dims = [d for d in range(x.dim()) if d != _feature_dim(x)]
+            dims = [d for d in range(x.dim()) if d != _feature_dim(f.slot.type)]
             mean = x.double().mean(dim=dims, keepdim=True)
             std = x.double().std(dim=dims, keepdim=True).clamp_min(1e-8)
+            # a channel constant in the training split is only centred: dividing by a std of ~0 would blow the
+            # validation values up wherever they differ from that constant
+            std[x.amax(dim=dims, keepdim=True) == x.amin(dim=dims, keepdim=True)] = 1.0
             stats[f.slot.name] = {"mean": mean[0].float(), "std": std[0].float()}
     return stats
 
 
-def _feature_dim(x) -> int:
-    """Channels for images and sequences ([N, C, ...]), the features of tables ([N, F])."""
-    return 1 if x.dim() >= 2 else 0
+def _feature_dim(t: TensorType) -> int | None:
+    """Channels for images and sequences ([N, C, ...]), the features of tables ([N, F]); None (one mean and
+    std for everything) when dim 1 has no fixed size: stats per position of a sequence [N, T, ...] would not
+    fit another T."""
+    return 1 if t.rank >= 2 and D.is_static(t.shape[1]) else None
 
 
 def _normalized(split: Split, stats: dict) -> Split:
