@@ -104,3 +104,11 @@ def test_a_loaded_spec_keeps_its_folder_when_the_working_directory_changes(tmp_p
     spec = specc.load("m.dlspec")
     monkeypatch.chdir(ROOT)
     assert specc.compile(spec).ir.param_count == 4 * 3 + 3
+
+
+def test_a_model_compiled_in_another_dtype_trains_on_data_in_that_dtype(tmp_path):
+    import torch
+
+    compiled = specc.compile(ROOT / "specs" / "digits_cnn.dlspec", dtype="float64")
+    metrics = compiled.train(tmp_path / "run", epochs=1, verbose=False)
+    assert metrics["val/accuracy"] > 0.5 and compiled.model.head.weight.dtype == torch.float64

@@ -523,6 +523,18 @@ def load_data(plan: DataPlan, spec_span: Callable) -> Dataset:
     return Dataset(_normalized(train, stats), _normalized(val, stats) if val is not None else None, stats)
 
 
+def in_model_dtype(dataset: Dataset, inputs, weight_dtype: str, model) -> Dataset:
+    """The dataset with the float inputs declared in the spec's weight dtype cast to the model's own
+    (`specc.compile(dtype="float64")`), by the rule the exporters' samples follow."""
+    from ..exporters.samples import input_dtype, model_float_dtype
+
+    dtypes = {s.name: input_dtype(s.type.dtype, weight_dtype, model_float_dtype(model)) for s in inputs}
+
+    def cast(split: Split | None) -> Split | None:
+        return split and Split({k: t.to(dtypes[k]) if k in dtypes else t for k, t in split.tensors.items()})
+    return dataclasses.replace(dataset, train=cast(dataset.train), val=cast(dataset.val))
+
+
 def _read(plan: DataPlan, path: Path | None, spec_span) -> dict:
     reader = {"digits": _read_digits, "synthetic": _read_synthetic, "npz": _read_arrays, "npy": _read_arrays,
               "csv": _read_csv}[plan.kind]

@@ -25,7 +25,7 @@ import torch
 
 from .batches import Batches, Shard
 from .checkpoint import clear_run, previous_run
-from .data import load_data
+from .data import in_model_dtype, load_data
 from .losses import Objective
 from .metrics import Metrics
 from .optim import make_optimizer, make_schedule
@@ -154,7 +154,7 @@ def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool,
     resume = resume and last.exists()
     model = unwrap(compiled.model)
     model.load_state_dict(initial_weights(compiled.ir, cfg.seed))
-    dataset = load_data(plan.data, plan.span)
+    dataset = in_model_dtype(load_data(plan.data, plan.span), plan.inputs, compiled.ir.weight_dtype, model)
     module = SpeccModule(model, plan, _steps_per_epoch(dataset, plan, devices))
     train_batches = EpochBatches(module, dataset.train.tensors, plan, train=True)
     val_batches = EpochBatches(module, dataset.val.tensors, plan, train=False) if dataset.val is not None else None

@@ -26,7 +26,7 @@ from . import distributed
 from .batches import Batches, Shard
 from .checkpoint import (FORMAT, Checkpoints, Position, clear_run, load, position_from, previous_run, rng_state,
                          set_rng_state)
-from .data import load_data
+from .data import in_model_dtype, load_data
 from .losses import Objective
 from .metrics import Metrics
 from .optim import make_optimizer, make_schedule
@@ -165,7 +165,7 @@ class Trainer:
         state, replaced = self._initial_state(resume)
         self.raw = unwrap(compiled.model)
         self._init_weights(compiled.ir, state)
-        self.dataset = load_data(plan.data, plan.span)
+        self.dataset = in_model_dtype(load_data(plan.data, plan.span), plan.inputs, compiled.ir.weight_dtype, self.raw)
         self.raw.to(env.device)
         self.model, self.ddp = self._wrap()
         self.eval_model = self.raw if env.strategy == "ddp" else self.model
