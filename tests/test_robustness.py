@@ -233,3 +233,17 @@ def test_python_callers_may_pass_numpys_numbers_and_tuples():
     spec = apply(compiled.spec, from_kwargs({"metrics": ("accuracy",), "epochs": np.int32(2),
                                              "schedule": {"kind": "multistep", "milestones": (1, 2)}}))
     assert (spec.train.metrics, spec.train.epochs, spec.train.schedule.milestones) == (["accuracy"], 2, [1, 2])
+
+
+def test_a_yaml_name_cannot_smuggle_code_into_generated_python(tmp_path):
+    """YAML keys are any text; an input name becomes a parameter of the generated forward."""
+    import pytest
+
+    ran = tmp_path / "ran"
+    path = tmp_path / "m.yaml"
+    path.write_text("spec: 1\nmodels:\n  M:\n    inputs: {x: 'float32[N, 4]', \"e=__import__('pathlib').Path("
+                    f"r'{ran}').touch()\": 'float32[N, 4]'}}\n    body: ['y = x |> Linear(3)']\n    outputs: [y]\n")
+    assert [d.code for d in specc.check([path])] == ["E0202"]
+    with pytest.raises(specc.SpecError):
+        specc.compile(path)
+    assert not ran.exists()

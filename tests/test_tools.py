@@ -599,18 +599,19 @@ def test_yaml_to_dlspec_keeps_the_comment_after_a_block_scalar_header():
     assert "  y = x           # the stem\n    |> Linear(2)  # head\n" in out
 
 
-@pytest.mark.parametrize("yaml_text, where", [
-    ('models:\n  "my model":\n    inputs: {x: "float32[N, 4]"}\n    outputs: [x]\n', "3:3"),
-    ('models:\n  M:\n    inputs: {"a-b": "float32[N, 4]"}\n    outputs: ["a-b"]\n', "4:14"),
-    ('constants:\n  model: 2\n', "3:3"),
+@pytest.mark.parametrize("yaml_text, where, checked", [
+    ('models:\n  "my model":\n    inputs: {x: "float32[N, 4]"}\n    outputs: [x]\n', "3:3", ["E0202"]),
+    ('models:\n  M:\n    inputs: {"a-b": "float32[N, 4]"}\n    outputs: ["a-b"]\n', "4:14", ["E0202", "E0202"]),
+    ('constants:\n  model: 2\n', "3:3", []),  # a name in YAML, a keyword where a dlspec constant stands
 ])
-def test_convert_reports_yaml_names_dlspec_cannot_hold(tmp_path, capsys, yaml_text, where):
+def test_convert_reports_yaml_names_dlspec_cannot_hold(tmp_path, capsys, yaml_text, where, checked):
     path = tmp_path / "m.yaml"
     path.write_text("spec: 1\n" + yaml_text)
-    assert specc.check([path]) == []
+    assert [d.code for d in specc.check([path])] == checked  # a name must be one in YAML too
     assert main(["convert", str(path), "--to", "dlspec"]) == 1
     err = capsys.readouterr().err
-    assert "error[E0202]: the .dlspec form cannot hold the name" in err and f"{path}:{where}" in err
+    said = "is not a name" if checked else "the .dlspec form cannot hold the name"  # checked before converted
+    assert "error[E0202]: " in err and said in err and f"{path}:{where}" in err
     assert "internal error" not in err
 
 

@@ -6,11 +6,11 @@ strings a YAML author writes.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
-
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, PrivateAttr, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, PrivateAttr, WithJsonSchema
 
 from ..frontend import ast as A
 from .export import ExportConfig
@@ -39,20 +39,32 @@ ParamDefault = Annotated[Optional[Any], _instance_of((A.Literal, A.ListExpr, A.N
                                          "null marks a required parameter"})]
 
 
+def _name(text: str) -> str:
+    """A name as dlspec writes it. YAML keys are any text, and names reach generated Python (an
+    input is a parameter of `forward`): anything else could be code."""
+    if not _NAME.fullmatch(text):
+        raise ValueError(f"`{text}` is not a name: letters, digits and `_`, not starting with a digit")
+    return text
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+Name = Annotated[str, AfterValidator(_name), WithJsonSchema({"type": "string", "pattern": f"^{_NAME.pattern}$"})]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
 
 class ModelDef(Strict):
-    params: dict[str, ParamDefault] = {}
-    inputs: dict[str, TensorTypeText] = Field(min_length=1)
+    params: dict[Name, ParamDefault] = {}
+    inputs: dict[Name, TensorTypeText] = Field(min_length=1)
     body: list[Statement] = []
-    outputs: list[str] = Field(min_length=1)
+    outputs: list[Name] = Field(min_length=1)
 
 
 class BlockDef(Strict):
-    params: dict[str, ParamDefault] = {}
-    inputs: list[str] = Field(min_length=1)
+    params: dict[Name, ParamDefault] = {}
+    inputs: list[Name] = Field(min_length=1)
     body: list[Statement] = Field(min_length=1)
 
 
@@ -61,9 +73,9 @@ class Spec(Strict):
 
     spec: Literal[1] = 1
     imports: list[str] = []
-    constants: dict[str, ParamDefault] = {}
-    models: dict[str, ModelDef] = {}
-    blocks: dict[str, BlockDef] = {}
+    constants: dict[Name, ParamDefault] = {}
+    models: dict[Name, ModelDef] = {}
+    blocks: dict[Name, BlockDef] = {}
     train: Optional[TrainConfig] = None
     export: Optional[ExportConfig] = None
 
