@@ -247,3 +247,24 @@ def test_a_yaml_name_cannot_smuggle_code_into_generated_python(tmp_path):
     with pytest.raises(specc.SpecError):
         specc.compile(path)
     assert not ran.exists()
+
+
+def test_small_specs_that_would_blow_up_are_refused_at_once(tmp_path):
+    """Doubling strings, blocks that use themselves twice, sizes multiplied out, and a data path that
+    never ends: each refused with a located error, not run until memory or patience runs out."""
+    doubling = 'spec 1\na0 = "xxxxxxxxxx"\n' + "".join(f"a{i} = a{i - 1} + a{i - 1}\n" for i in range(1, 40))
+    self_doubling = ("spec 1\nblock B(d) (x) {\n  if d > 0 {\n    a = B(x, d - 1)\n    b = B(a, d - 1)\n"
+                     "    return b\n  }\n  return x\n}\nmodel M {\n  input x: float32[N, 4]\n  y = x |> B(60)\n"
+                     "  output y\n}\n")
+    sizes = ("model M {\n  input x: float32[A, B, C, D, E, F, G, H]\n"
+             "  s = dim(x, 0) + dim(x, 1) + dim(x, 2) + dim(x, 3) + dim(x, 4) + dim(x, 5) + dim(x, 6) + dim(x, 7)\n"
+             "  p = s * s\n  q = p * p\n  r = q * q\n  output x\n}\n")
+    endless = ('model M {\n  input x: float32[N, 2]\n  logits = x |> Linear(3)\n  output logits\n}\n'
+               'train {\n  data csv { path = "/dev/zero", inputs { x = ["a", "b"] }, targets { label = "c" } }\n'
+               "  targets { label = int64[N] }\n  loss cross_entropy {}\n}\n")
+    for text, code, words in ((doubling, "E0405", "at most 100,000"), (self_doubling, "E0602", "more than 100,000 times"),
+                              (sizes, "E0405", "too many terms"), (endless, "E0702", "not a regular file")):
+        path = tmp_path / "m.dlspec"
+        path.write_text(text)
+        (d,) = specc.check([path])
+        assert d.code == code and words in d.message, d.render()

@@ -185,6 +185,7 @@ class Builder:
         self._const_cache: dict[str, object] = {}
         self._const_busy: set[str] = set()
         self._copies = 1  # how many times the enclosing repeats run what is being expanded now
+        self._expansions = 0  # blocks expanded so far
         self._expanded: set[str] = set()  # blocks whose body a model ran (the others: check_unused_blocks)
         self._import(spec)
 
@@ -1008,6 +1009,12 @@ class Builder:
         if scope.depth >= MAX_BLOCK_DEPTH:
             self.fail("E0603", f"blocks nested more than {MAX_BLOCK_DEPTH} deep (does `{func}` use itself?)",
                       call.span, scope)
+        self._expansions += 1
+        if self._expansions > MAX_NODES:  # a block using itself twice doubles at every level, layers or not
+            if self._expansions == MAX_NODES + 1:  # said once; the expansions still pending fail quietly
+                self.error("E0602", f"the model expands blocks more than {MAX_NODES:,} times "
+                           f"(does `{func}` use itself?)", call.span, scope)
+            raise StmtError()
         tensors = list(inputs)
         positional = [a for a in call.args if a.name is None]
         while positional:

@@ -136,15 +136,22 @@ def sub(a: Dim, b: Dim) -> Dim:
     return a - b if isinstance(a, int) and isinstance(b, int) else add(a, neg(b))
 
 
+MAX_TERMS = 1_000  # of a symbolic size: real shapes have a handful
+
+
 def mul(a: Dim, b: Dim) -> Dim:
     if isinstance(a, int) and isinstance(b, int):
         return a * b
     if isinstance(a, int) or isinstance(b, int):  # scaling: the order of terms is unchanged
         k, sym = (a, b) if isinstance(a, int) else (b, a)
         return 0 if k == 0 else Sym._sorted(tuple((m, c * k) for m, c in sym.terms))
+    pa, pb = _poly(a), _poly(b)
+    if len(pa) * len(pb) > MAX_TERMS:  # (A + B + ...)**32 expanded would never end
+        raise ValueError(f"the product of two sizes of {len(pa)} and {len(pb)} terms has too many terms "
+                         f"(at most {MAX_TERMS:,})")
     out: dict = {}
-    for ma, ca in _poly(a).items():
-        for mb, cb in _poly(b).items():
+    for ma, ca in pa.items():
+        for mb, cb in pb.items():
             mono = tuple(sorted(ma + mb, key=_atom_key))
             out[mono] = out.get(mono, 0) + ca * cb
     return _make(out)

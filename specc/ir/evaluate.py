@@ -58,20 +58,23 @@ def binary(op: str, a, b):
     return in_range(_binary(op, a, b))
 
 
+MAX_SEQUENCE = 100_000  # the longest string or list an expression may build
+
+
 def _binary(op: str, a, b):
     if isinstance(a, bool) or isinstance(b, bool):
         raise EvalError(f"cannot apply `{op}` to {type_name(a)} and {type_name(b)}")
-    if op == "+" and isinstance(a, str) and isinstance(b, str):
-        return a + b
-    if op == "+" and isinstance(a, tuple) and isinstance(b, tuple):
+    if op == "+" and isinstance(a, (str, tuple)) and type(a) is type(b):
+        if len(a) + len(b) > MAX_SEQUENCE:  # doubling one 40 times would ask for terabytes
+            raise EvalError(f"the result would be {type_name(a)} of {len(a) + len(b):,} "
+                            f"{'characters' if isinstance(a, str) else 'items'}; at most {MAX_SEQUENCE:,}")
         return a + b
     if is_dim(a) and is_dim(b):
-        if op == "+":
-            return D.add(a, b)
-        if op == "-":
-            return D.sub(a, b)
-        if op == "*":
-            return D.mul(a, b)
+        if op in ("+", "-", "*"):
+            try:
+                return {"+": D.add, "-": D.sub, "*": D.mul}[op](a, b)
+            except ValueError as err:  # too many terms
+                raise EvalError(str(err)) from None
         if op in ("//", "/", "%") and b == 0:
             raise EvalError("division by zero")
         if op == "//":

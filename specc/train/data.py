@@ -124,6 +124,10 @@ class _Probe:
             self.error(f"data {what} not found: {p}", *path, label=MISSING_FILE,
                        help="relative paths are resolved against the spec file's folder")
             return None
+        if not (p.is_dir() if what == "folder" else p.is_file()):  # /dev/zero or a pipe would be read for ever
+            self.error(f"{p} is not a {'folder' if what == 'folder' else 'regular file'}", *path,
+                       label=f"not a {what}")
+            return None
         return p
 
     def run(self) -> DataPlan | None:
@@ -292,7 +296,7 @@ class _Probe:
         if cfg.val_path is not None and cfg.val_fraction > 0 and "val_fraction" in cfg.model_fields_set:
             self.error("val_fraction and val_path both give the validation split", "val_fraction",
                        label="one or the other", help="remove val_fraction: the validation data is val_path")
-        return self.existing(cfg.val_path, "val_path")
+        return self.existing(cfg.val_path, "val_path", what="folder" if cfg.kind == "npy" else "file")
 
     def _unknown_names(self, mapping: dict, slots, key: str, what: str) -> None:
         names = [s.name for s in slots]
