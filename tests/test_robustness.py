@@ -268,3 +268,11 @@ def test_small_specs_that_would_blow_up_are_refused_at_once(tmp_path):
         path.write_text(text)
         (d,) = specc.check([path])
         assert d.code == code and words in d.message, d.render()
+
+
+def test_a_file_imported_by_many_is_read_once(tmp_path):
+    """Each file of a chain importing the next one twice (`f1` and `./f1`) would double the work at every level."""
+    for k in range(40):
+        imports = f'import "f{k + 1}.dlspec"\nimport "./f{k + 1}.dlspec"\n' if k < 39 else ""
+        (tmp_path / f"f{k}.dlspec").write_text(f"spec 1\n{imports}C{k} = {k}\n")
+    assert specc.check([tmp_path / "f0.dlspec"]) == []  # seconds, not days

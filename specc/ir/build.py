@@ -176,8 +176,12 @@ class Library:
 
 
 class Builder:
-    def __init__(self, spec, *, max_params: int = MAX_PARAMS, import_stack: tuple = ()):
+    def __init__(self, spec, *, max_params: int = MAX_PARAMS, import_stack: tuple = (), imported: dict | None = None):
         self.spec = spec
+        # resolved path -> the Builder of a file already imported in this build: a file imported by
+        # several others is read and checked once (two imports of the next file at each level of a
+        # chain would otherwise double the work at every level)
+        self.imported = {} if imported is None else imported
         self.max_params = max_params
         self.diagnostics: list[Diagnostic] = []
         self.import_stack = import_stack + (str(Path(spec.path).resolve()),)
@@ -201,10 +205,14 @@ class Builder:
 
     # ---- imports ----
     def _import(self, spec) -> None:
+        here: set[str] = set()  # the files this one has imported already: a repeated import adds nothing
         for i, rel in enumerate(spec.imports):
             span = spec.span("imports", i)
             target = _display_path(spec.folder / rel)
             key = str(Path(target).resolve())
+            if key in here:
+                continue
+            here.add(key)
             if key in self.import_stack:
                 chain = " -> ".join(Path(p).name for p in self.import_stack[self.import_stack.index(key):]) \
                     + f" -> {Path(target).name}"
@@ -217,13 +225,15 @@ class Builder:
                            label="not a spec file" if Path(target).exists() else "file not found",
                            help="imports are relative to the importing file")
                 continue
-            try:
-                imported = _load_import(target)
-            except SpecError as err:
-                self.diagnostics += err.diagnostics
-                continue
-            sub = Builder(imported, import_stack=self.import_stack)
-            self.diagnostics += sub.diagnostics
+            sub = self.imported.get(key)
+            if sub is None:
+                try:
+                    imported = _load_import(target)
+                except SpecError as err:
+                    self.diagnostics += err.diagnostics
+                    continue
+                sub = self.imported[key] = Builder(imported, import_stack=self.import_stack, imported=self.imported)
+                self.diagnostics += sub.diagnostics
             for kind, names, theirs in (("block", self.library.blocks, sub.library.blocks),
                                         ("constant", self.library.constants, sub.library.constants)):
                 for name, entry in theirs.items():
