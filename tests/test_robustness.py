@@ -276,3 +276,10 @@ def test_a_file_imported_by_many_is_read_once(tmp_path):
         imports = f'import "f{k + 1}.dlspec"\nimport "./f{k + 1}.dlspec"\n' if k < 39 else ""
         (tmp_path / f"f{k}.dlspec").write_text(f"spec 1\n{imports}C{k} = {k}\n")
     assert specc.check([tmp_path / "f0.dlspec"]) == []  # seconds, not days
+
+
+def test_a_long_statement_repeated_by_yaml_aliases_is_refused_before_parsing(tmp_path):
+    statement = "c = " + " + ".join(["1"] * 1250)
+    (tmp_path / "m.yaml").write_text('spec: 1\nmodels:\n  M:\n    inputs: {x: "float32[N, 4]"}\n'
+                                     f'    body: [&s "{statement}", {", ".join(["*s"] * 400)}]\n    outputs: [x]\n')
+    assert [d.code for d in specc.check([tmp_path / "m.yaml"])] == ["E0205"]

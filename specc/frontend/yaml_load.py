@@ -20,7 +20,7 @@ from ..ir.evaluate import MAX_INT
 from ..schema.values import REFUSED
 from ..source import YAML_LINE_BREAKS, SourceSpan
 
-MAX_EXPANDED_NODES = 1_000_000  # more than this after alias expansion is an alias bomb
+MAX_EXPANDED = 1_000_000  # nodes and characters after alias expansion: more is an alias bomb
 
 
 class Loader(yaml.SafeLoader):
@@ -40,7 +40,8 @@ def _span(file: str, node) -> SourceSpan:
 
 
 def _expanded_size(node, memo: dict) -> int:
-    """Node count with aliases expanded (a shared node counts every time it is used)."""
+    """Nodes and scalar characters with aliases expanded (a shared node counts every time it is
+    used): an alias of a long statement makes the loader parse that statement again each time."""
     key = id(node)
     if key in memo:
         return memo[key]
@@ -50,8 +51,8 @@ def _expanded_size(node, memo: dict) -> int:
     elif isinstance(node, yaml.SequenceNode):
         size = 1 + sum(_expanded_size(v, memo) for v in node.value)
     else:
-        size = 1
-    memo[key] = min(size, MAX_EXPANDED_NODES + 1)
+        size = 1 + len(node.value)
+    memo[key] = min(size, MAX_EXPANDED + 1)
     return memo[key]
 
 
@@ -83,8 +84,8 @@ class YamlDocument:
                                     SourceSpan.point(self.file, 1, 1))) from None
         if root is None:
             return {}
-        if _expanded_size(root, {}) > MAX_EXPANDED_NODES:
-            raise Failed(Diagnostic("E0205", f"YAML aliases expand to more than {MAX_EXPANDED_NODES:,} nodes",
+        if _expanded_size(root, {}) > MAX_EXPANDED:
+            raise Failed(Diagnostic("E0205", f"YAML aliases expand to more than {MAX_EXPANDED:,} nodes and characters",
                                     _span(self.file, root), label="refused before expanding",
                                     help="this looks like an alias bomb; write the document out without aliases"))
         try:
