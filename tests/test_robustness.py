@@ -283,3 +283,14 @@ def test_a_long_statement_repeated_by_yaml_aliases_is_refused_before_parsing(tmp
     (tmp_path / "m.yaml").write_text('spec: 1\nmodels:\n  M:\n    inputs: {x: "float32[N, 4]"}\n'
                                      f'    body: [&s "{statement}", {", ".join(["*s"] * 400)}]\n    outputs: [x]\n')
     assert [d.code for d in specc.check([tmp_path / "m.yaml"])] == ["E0205"]
+
+
+def test_blocks_nested_around_a_deep_expression_are_a_located_error(tmp_path):
+    """Each within its own limit, together past Python's recursion limit."""
+    blocks = [f"block B{i}() (x) {{\n  return x |> {f'B{i + 1}()' if i < 59 else 'Linear(' + '- ' * 440 + '4)'}\n}}"
+              for i in range(60)]
+    path = tmp_path / "deep.dlspec"
+    path.write_text("spec 1\n" + "\n".join(blocks) + "\nmodel M {\n  input x: float32[N, 4]\n  y = x |> B0()\n"
+                    "  output y\n}\n")
+    (d,) = specc.check([path])
+    assert (d.code, d.message) == ("E0603", "model M nests blocks and expressions too deeply to build")

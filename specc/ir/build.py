@@ -282,6 +282,16 @@ class Builder:
         return value
 
     # ---- the model ----
+    def build_model_within_limits(self, name: str, params: dict | None = None) -> Graph | None:
+        """build_model, with Python's recursion limit told as a located error: each limit alone (block
+        nesting, expression depth) is checked, but blocks nested deep around a deep expression add up."""
+        try:
+            return self.build_model(name, params)
+        except RecursionError:
+            self.error("E0603", f"model {name} nests blocks and expressions too deeply to build",
+                       self.spec.span("models", name, "span"), help="nest fewer blocks, or split long expressions")
+            return None
+
     def build_model(self, name: str, params: dict | None = None) -> Graph | None:
         model = self.spec.models[name]
         self.nodes: list[Node] = []
@@ -1325,7 +1335,7 @@ def build(spec, model: str | None = None, *, params: dict | None = None, max_par
     if model not in spec.models:
         raise Failed(Diagnostic("E0401", f"{spec.path} has no model `{model}`",
                                 help=_did_you_mean(model, spec.models) or f"its models: {', '.join(spec.models)}"))
-    graph = builder.build_model(model, params)
+    graph = builder.build_model_within_limits(model, params)
     return graph, builder.diagnostics
 
 
@@ -1335,6 +1345,9 @@ def build_all(spec, *, max_params: int = MAX_PARAMS):
     builder.check_constants()
     graphs = {}
     for name in spec.models:
-        graphs[name] = builder.build_model(name)
-    builder.check_unused_blocks()
+        graphs[name] = builder.build_model_within_limits(name)
+    try:
+        builder.check_unused_blocks()
+    except RecursionError:  # nested too deeply to walk: what a model uses was told by its build
+        pass
     return graphs, builder.diagnostics
