@@ -114,10 +114,34 @@ def compile_spec(spec_or_path, *, model=None, device=None, dtype=None, compile=F
     graph = build_ir(spec, model, params)
     if dtype is None and graph.weight_dtype != "float32":
         dtype = getattr(torch, graph.weight_dtype)
+    _check_memory(graph, device, dtype)
     module = build_module(graph, device=device, dtype=dtype)
     if compile:
         module = torch.compile(module)
     return Compiled(spec, graph, module)
+
+
+def _check_memory(graph, device, dtype) -> None:
+    """Refuse, before allocating anything, parameters that cannot fit in the device's memory (they are
+    made in float32, then cast)."""
+    import torch
+
+    target = device or torch.get_default_device()
+    try:
+        if target.type == "cuda":
+            total = torch.cuda.get_device_properties(target).total_memory
+        elif target.type == "cpu":
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        else:
+            return  # meta needs none; other devices: PyTorch says
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): nothing to compare with
+        return
+    need = graph.param_count * max(4, dtype.itemsize if dtype is not None else 4)
+    if need > total:
+        from .summary import human_bytes
+        raise SpecError([Diagnostic("E0601", f"model {graph.name}'s parameters need {human_bytes(need)}, more than "
+                                    f"the {human_bytes(total)} of memory this {target.type} device has", graph.span,
+                                    help="compile it with device='meta' to look at it without memory")])
 
 
 def _device(device):

@@ -66,7 +66,7 @@ def summary_table(graph, depth: int | None = None) -> str:
     inputs = ", ".join(f"{v} {graph.values[v].type}" for v in graph.inputs)
     outputs = ", ".join(f"{name} {graph.values[v].type}" for name, v in zip(graph.output_names, graph.outputs))
     lines += ["", f"model {graph.name}: inputs {inputs}; outputs {outputs}",
-              f"parameters: {total:,} ({_bytes(total * DTYPE_BYTES[graph.weight_dtype])} as {graph.weight_dtype})",
+              f"parameters: {total:,} ({human_bytes(total * DTYPE_BYTES[graph.weight_dtype])} as {graph.weight_dtype})",
               f"MACs per forward pass: {graph.macs}{_per_sample(graph.macs)}"]
     return "\n".join(lines)
 
@@ -78,7 +78,7 @@ def _per_sample(macs) -> str:
     return f" (per sample: {D.substitute(macs, {'N': 1}):,})"
 
 
-def _bytes(n: int) -> str:
+def human_bytes(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1024 or unit == "TB":
             return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"

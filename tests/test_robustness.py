@@ -294,3 +294,23 @@ def test_blocks_nested_around_a_deep_expression_are_a_located_error(tmp_path):
                     "  output y\n}\n")
     (d,) = specc.check([path])
     assert (d.code, d.message) == ("E0603", "model M nests blocks and expressions too deeply to build")
+
+
+def test_parameters_past_the_machines_memory_are_refused_before_allocating(tmp_path):
+    import pytest
+
+    path = tmp_path / "huge.dlspec"
+    path.write_text("model M {\n  input x: float32[N, 500000]\n  y = x |> Linear(500000)\n  output y\n}\n")
+    assert specc.check([path]) == []  # a size, not an error: the meta device builds it
+    assert specc.compile(path, device="meta").ir.param_count == 500000 * 500000 + 500000
+    with pytest.raises(specc.SpecError) as err:
+        specc.compile(path)  # 1 TB of float32
+    (d,) = err.value.diagnostics
+    assert d.code == "E0601" and "of memory this cpu device has" in d.message
+
+
+def test_a_size_past_int64_is_refused(tmp_path):
+    path = tmp_path / "m.dlspec"
+    path.write_text("model M {\n  input x: float32[N, 3037000500, 3037000500]\n  y = x |> Flatten\n  output y\n}\n")
+    (d,) = specc.check([path])
+    assert (d.code, d.message) == ("E0602", "Flatten would make float32[N, 9223372037000250000]: a size past int64")

@@ -19,7 +19,7 @@ from ..errors import Diagnostic, Failed, Note, SpecError
 from ..frontend import ast as A, unparse
 from ..source import SourceSpan
 from . import dims as D
-from .evaluate import EvalError, binary, compare, in_range, is_dim, negate, truth, type_name
+from .evaluate import MAX_INT, EvalError, binary, compare, in_range, is_dim, negate, truth, type_name
 from .graph import BlockUse, Graph, Layer, Node, Tie, Value, weight_dtype
 from .ops import OPS, OpError
 from .types import DTYPES, TensorType
@@ -972,6 +972,9 @@ class Builder:
         outs = []
         if op.outputs_weight:
             result = replace(result, outputs=tuple(TensorType(self.weight_dtype, t.shape) for t in result.outputs))
+        for t in result.outputs:
+            if any(isinstance(d, int) and d > MAX_INT for d in t.shape):  # no tensor can have such a dim
+                self.fail("E0602", f"{op.name} would make {t}: a size past int64", getattr(call, "span", None), scope)
         for i, t in enumerate(result.outputs):
             vid = node_id if len(result.outputs) == 1 else f"{node_id}_{i}"
             self.values[vid] = Value(vid, t, call.span)
