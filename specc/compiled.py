@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from .errors import Diagnostic, Failed, SpecError, UsageError
+from .io import machine_memory
 from .ir.build import build
 from .schema import Spec
 from .schema.values import plain
@@ -130,11 +131,11 @@ def _check_memory(graph, device, dtype) -> None:
     try:
         if target.type == "cuda":
             total = torch.cuda.get_device_properties(target).total_memory
-        elif target.type == "cpu":
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         else:
-            return  # meta needs none; other devices: PyTorch says
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): nothing to compare with
+            total = machine_memory() if target.type == "cpu" else None  # meta needs none; others: PyTorch says
+    except (RuntimeError, AssertionError):  # CUDA there but not usable: building will say why
+        return
+    if total is None:
         return
     need = graph.param_count * max(4, dtype.itemsize if dtype is not None else 4)
     if need > total:

@@ -21,6 +21,14 @@ def naming(path):
         raise OSError(err.errno, err.strerror, str(path)) from None
 
 
+def machine_memory() -> int | None:
+    """Bytes of memory this machine has (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
+        return None
+
+
 def _default_mode() -> int:
     """The permissions a plain open() would give (mkstemp makes files 0600)."""
     umask = os.umask(0)

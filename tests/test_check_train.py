@@ -116,6 +116,18 @@ def test_check_probes_npz_headers(tmp_path):
     assert (d.code, d.message) == ("E0702", "array `x` in d.npz has shape [10, 5], which does not fit float32[N, 4]")
 
 
+def test_arrays_larger_than_the_machines_memory_are_refused_from_their_headers(tmp_path, monkeypatch):
+    """A compressed .npz can claim terabytes in a few megabytes: its headers say so before anything is read."""
+    import specc.train.data
+
+    monkeypatch.setattr(specc.train.data, "machine_memory", lambda: 100)  # bytes
+    np.savez(tmp_path / "d.npz", x=np.zeros((10, 4), "float32"), label=np.zeros(10, "int64"))
+    path = write(tmp_path, 'train {\n  data npz { path = "d.npz" }\n  targets { label = int64[N] }\n'
+                           '  loss cross_entropy {}\n}\n')
+    assert [d.message for d in specc.check([str(path)])] == [
+        "array `x` in d.npz would take 160 B, more than this machine's 100 B of memory"]
+
+
 def test_specc_check_exits_1_on_a_plan_error(tmp_path, capsys):
     path = write(tmp_path, "train {\n  data synthetic {}\n  targets { label = int64[N] }\n"
                            "  loss cross_entropy { output = nope }\n}\n")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import Diagnostic, SpecError
+from ..io import machine_memory
 from ..ir import dims as D
 from ..ir.types import FLOAT_DTYPES, INT_DTYPES, TensorType
 from ..source import SourceSpan, register_source
@@ -322,6 +323,12 @@ class _Probe:
         problem = fit_array(shape, dtype.kind, f.slot.type, sizes, where)
         if problem:
             self.error(f"{where} {problem}", mapping, f.slot.name, label="does not fit")
+        memory = machine_memory()
+        size = math.prod(shape) * dtype.itemsize  # from the header: a compressed npz may claim far more than it holds
+        if memory is not None and size > memory:
+            from ..summary import human_bytes
+            self.error(f"{where} would take {human_bytes(size)}, more than this machine's {human_bytes(memory)} "
+                       "of memory", key, label="too large")
 
     # -- csv
     def csv(self) -> DataPlan | None:
