@@ -43,6 +43,11 @@ class Note:
     span: SourceSpan | None = None
 
 
+def _shown(text: str) -> str:
+    """`text` with the characters a terminal would act on written as escapes (`\x1b`); lines stay lines."""
+    return "".join(c if c.isprintable() or c in "\n\t" else ascii(c)[1:-1] for c in text)
+
+
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
     code: str
@@ -52,6 +57,13 @@ class Diagnostic:
     notes: tuple[Note, ...] = ()
     help: str | None = None
     severity: str = "error"  # "error" | "warning"
+
+    def __post_init__(self):
+        # a spec's own text (a file name, a YAML string) may hold an escape sequence a terminal or CI log would act on
+        for name in ("message", "label", "help"):
+            text = getattr(self, name)
+            if text and not text.isprintable():
+                object.__setattr__(self, name, _shown(text))
 
     def render(self) -> str:
         out = [f"{self.severity}[{self.code}]: {self.message}"]

@@ -192,3 +192,12 @@ def test_yaml_a_refused_character_and_lone_carriage_returns_are_located():
     text = 'spec: 1\rmodels:\r  M:\r    inputs: {x: "float32[N, 4]"}\r    body: ["y = x |> Lineer(2)"]\r    outputs: [y]\r'
     (d,) = specc.check([write("cr.yaml", text)])
     assert (d.code, d.span[1:3]) == ("E0402", (5, 22))
+
+
+def test_a_control_character_from_a_yaml_string_is_shown_escaped(capsys):
+    write("esc.yaml", 'spec: 1\nmodels:\n  M:\n    inputs: {x: "float32[N, 4]"}\n    outputs: [x]\ntrain:\n'
+                      '  data: {kind: synthetic}\n  targets: {label: "int64[N]"}\n  loss: {kind: cross_entropy}\n'
+                      '  early_stop: {monitor: "\\e[2Jval"}\n')
+    assert main(["check", "esc.yaml"]) == 1
+    out = capsys.readouterr().out
+    assert "cannot monitor `\\x1b[2Jval`" in out and "\x1b" not in out

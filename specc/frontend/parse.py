@@ -219,8 +219,7 @@ def syntax_diagnostic(err: UnexpectedInput, text: str, file: str, postlex: Newli
         if char == '"':
             return Diagnostic("E0106", "unterminated string", span, label="this string is not closed",
                               help='close it with `"` on the same line')
-        shown = char if char.isprintable() else ascii(char)[1:-1]  # an escape or a control character as `\x1b`
-        return Diagnostic("E0105", f"unexpected character `{shown}`", span, label="not part of the language")
+        return Diagnostic("E0105", f"unexpected character `{char}`", span, label="not part of the language")
     tok = err.token if isinstance(err, UnexpectedToken) else None
     expected = set(getattr(err, "expected", ()) or ())
     if isinstance(err, UnexpectedEOF) or (tok is not None and tok.type == "$END"):
