@@ -12,12 +12,11 @@ from pathlib import Path
 
 from .errors import REPORT_URL, Diagnostic, Failed, Note, SpecError
 from .ir.build import MAX_PARAMS, build_all
-from .source import YAML_SUFFIXES, SourceSpan
+from .source import SPEC_SUFFIXES, SourceSpan
 
 INTERNAL_ERROR = "E0999"  # specc failed on a file: a bug in specc (the CLI exits 3)
 PLAN_INDEPENDENT = ("E0601",)  # model errors that leave its graph whole: the train section is still checked
 
-SPEC_SUFFIXES = (".dlspec", *YAML_SUFFIXES)
 
 
 def expand_paths(paths) -> list[str]:

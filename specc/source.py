@@ -33,6 +33,7 @@ def source_line(path: str, line: int) -> str | None:
 
 
 YAML_SUFFIXES = (".yaml", ".yml")  # a spec file with one of these is YAML, else dlspec
+SPEC_SUFFIXES = (".dlspec", *YAML_SUFFIXES)
 YAML_LINE_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # PyYAML's line breaks
 
 

@@ -314,3 +314,13 @@ def test_a_size_past_int64_is_refused(tmp_path):
     path.write_text("model M {\n  input x: float32[N, 3037000500, 3037000500]\n  y = x |> Flatten\n  output y\n}\n")
     (d,) = specc.check([path])
     assert (d.code, d.message) == ("E0602", "Flatten would make float32[N, 9223372037000250000]: a size past int64")
+
+
+def test_an_import_reads_spec_files_only(tmp_path):
+    """Else a syntax error would show a line of any file the spec names, /etc/passwd included."""
+    (tmp_path / "notes.txt").write_text("secret: do not print\n")
+    path = tmp_path / "m.dlspec"
+    path.write_text('spec 1\nimport "notes.txt"\n')
+    (d,) = specc.check([path])
+    assert d.code == "E0501" and "is not a spec file (.dlspec, .yaml, .yml)" in d.message
+    assert "secret" not in d.render()

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from ..errors import Diagnostic, Failed, Note, SpecError
 from ..frontend import ast as A, unparse
-from ..source import SourceSpan
+from ..source import SPEC_SUFFIXES, SourceSpan
 from . import dims as D
 from .evaluate import MAX_INT, EvalError, binary, compare, in_range, is_dim, negate, truth, type_name
 from .graph import BlockUse, Graph, Layer, Node, Tie, Value, weight_dtype
@@ -218,9 +218,12 @@ class Builder:
                     + f" -> {Path(target).name}"
                 self.error("E0502", f"import cycle: {chain}", span, label="this import closes the cycle")
                 continue
-            if not Path(target).is_file():
+            if not Path(target).is_file() or not target.lower().endswith(SPEC_SUFFIXES):
+                # not a spec file: nothing else is read (a line of /etc/passwd would show in the syntax error)
                 why = (f"{target} is a folder" if Path(target).is_dir() else
-                       f"{target} is not a regular file" if Path(target).exists() else f"no such file {target}")
+                       f"{target} is not a regular file" if Path(target).exists() and not Path(target).is_file() else
+                       f"{target} is not a spec file ({', '.join(SPEC_SUFFIXES)})" if Path(target).exists() else
+                       f"no such file {target}")
                 self.error("E0501", f"cannot import \"{rel}\": {why}", span,
                            label="not a spec file" if Path(target).exists() else "file not found",
                            help="imports are relative to the importing file")
