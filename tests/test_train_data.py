@@ -104,7 +104,7 @@ train {
     assert data.train.tensors["label"].tolist() == [i % 3 for i in range(10)]
 
 
-CSV_SPEC = """spec 1
+TWO_FEATURES = """spec 1
 
 model M {
   input x: float32[N, 2]
@@ -112,7 +112,8 @@ model M {
   output logits
 }
 
-train {
+"""
+CSV_SPEC = TWO_FEATURES + """train {
   data csv { path = "t.csv", inputs { x = ["a", "b"] }, targets { label = "y" } }
   targets { label = int64[N] }
   loss cross_entropy {}
@@ -299,15 +300,7 @@ def test_csv_with_a_byte_order_mark_locates_cells(tmp_path):
     assert "3 | 1,3,oops" in err.value.diagnostics[0].render()
 
 
-NPZ_SPEC = """spec 1
-
-model M {
-  input x: float32[N, 2]
-  logits = x |> fc: Linear(3)
-  output logits
-}
-
-train {
+NPZ_SPEC = TWO_FEATURES + """train {
   data npz { path = "d.npz", val_fraction = 0 }
   targets { label = int64[N] }
   loss cross_entropy {}
