@@ -27,17 +27,22 @@ class _Parameter(nn.Module):
 def emit_python(compiled) -> str:
     import torch
 
-    from .backends.torch_ops import module_source
+    from .backends.torch_fx import default_init_is_dead
+    from .backends.torch_ops import LOWERINGS, module_source
 
     graph, gm = compiled.ir, compiled.model
+    tied = {tie.target for tie in graph.ties}
     code = gm.graph.python_code(root_module="self")
     imports = _imports({k: v for k, v in code.globals.items() if k in code.src})
     init = []
     containers: set[str] = set()
     for path, layer in graph.layers.items():
-        source = module_source(layer.op, layer.params)
-        if source is None:
+        if LOWERINGS[layer.op].module is None:
             continue
+        # like specc.compile, skip the default init that the spec's init or a tie overwrites, so the
+        # file draws the same fresh weights for the same seed
+        skip = default_init_is_dead(gm.get_submodule(path), layer, tied)
+        source = module_source(layer.op, layer.params, skip_init=skip)
         parts = path.split(".")
         for i in range(1, len(parts)):
             prefix = ".".join(parts[:i])

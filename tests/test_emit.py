@@ -102,6 +102,44 @@ def test_every_op_gives_the_compiled_models_outputs(tmp_path):
     _assert_same_outputs(compiled, inputs, tmp_path)
 
 
+INITS_AND_TIES = """model Inits {
+  input ids: int64[N, T]
+  h = ids |> emb: Embedding(20, 8, padding_idx = 0, init = normal(std = 0.02))
+    |> fc: Linear(16, init = xavier) |> norm: LayerNorm |> GELU
+    |> proj: Linear(8, init = trunc_normal(std = 0.02)) |> plain: Linear(8)
+  y = h |> lm_head: Linear(20, bias = false)
+  tie lm_head.weight = emb.weight
+  output y
+}
+"""
+
+FRESH_WEIGHTS = """
+import sys, torch
+sys.path.insert(0, ".")
+from emitted import Inits
+torch.manual_seed(0)
+torch.save(Inits().state_dict(), "fresh.pt")
+"""
+
+
+def test_fresh_weights_of_the_file_equal_the_compiled_models_for_the_same_seed(tmp_path):
+    """Both skip the default init that a spec's `init` or a `tie` overwrites (a layer after such a
+    layer drew other numbers in the file, which ran the default init first)."""
+    spec = tmp_path / "inits.dlspec"
+    spec.write_text(INITS_AND_TIES)
+    source = emit_python(specc.compile(spec, device="meta"))
+    assert "nn.utils.skip_init(nn.Linear, in_features=8, out_features=20, bias=False)" in source  # lm_head: tied
+    assert "nn.utils.skip_init(nn.LayerNorm" not in source and "'plain', nn.Linear(" in source
+    (tmp_path / "emitted.py").write_text(source)
+    run = subprocess.run([sys.executable, "-I", "-c", FRESH_WEIGHTS], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    torch.manual_seed(0)
+    want = specc.compile(spec).model.state_dict()
+    got = torch.load(tmp_path / "fresh.pt")
+    assert list(got) == list(want)
+    assert all(torch.equal(got[k], want[k]) for k in want)
+
+
 def test_a_spec_path_with_a_backslash_or_triple_quotes(tmp_path):
     """The path is quoted in the file's docstring: `\\N` there was a SyntaxError, `\"\"\"` ended it."""
     folder = tmp_path / "we\\Nird"

@@ -72,24 +72,39 @@ def _make_module(layer: Layer, device: torch.device, tied: set[str]) -> nn.Modul
     away: a module whose every tensor is overwritten, by the spec's init (weight and bias) or by a
     tie to another layer's parameter (GPT-2's LM head), is made on the meta device, then given
     real, empty storage if it keeps any tensor of its own."""
-    tied_here = {name.rpartition(".")[2] for name in tied if name.rpartition(".")[0] == layer.path}
-    if device.type == "meta" or not (layer.init or tied_here):
+    if device.type == "meta" or not overwritten_tensors(layer, tied):
         return torch_ops.lower_module(layer.op, layer.params)
     with torch.device("meta"):
         module = torch_ops.lower_module(layer.op, layer.params)
     if module is None:
         return None
-    names = {name for name, _ in module.named_parameters()}
-    overwritten = tied_here | ({"weight", "bias"} if layer.init else set())
-    if list(module.buffers()) or not names <= overwritten:  # other state too (a BatchNorm's running stats)
+    if not default_init_is_dead(module, layer, tied):  # other state too (a BatchNorm's running stats)
         module = torch_ops.lower_module(layer.op, layer.params)
-    elif names <= tied_here:
+    elif all(name in tied_tensors(layer, tied) for name, _ in module.named_parameters()):
         return module  # every parameter tied: the ties replace these meta ones
     else:
         module = module.to_empty(device=device)
     if layer.init:
         _initialise(module, layer.init)
     return module
+
+
+def tied_tensors(layer: Layer, tied: set[str]) -> set[str]:
+    """The names of the layer's parameters that a `tie` replaces by another layer's."""
+    return {name.rpartition(".")[2] for name in tied if name.rpartition(".")[0] == layer.path}
+
+
+def overwritten_tensors(layer: Layer, tied: set[str]) -> set[str]:
+    """The names of the layer's tensors that the spec's `init` or a `tie` overwrites after construction."""
+    return tied_tensors(layer, tied) | ({"weight", "bias"} if layer.init else set())
+
+
+def default_init_is_dead(module: nn.Module, layer: Layer, tied: set[str]) -> bool:
+    """Whether the spec's init or ties overwrite all that PyTorch's default init makes in the layer's
+    module: it has no buffer, and no parameter of its own keeps its initial values."""
+    overwritten = overwritten_tensors(layer, tied)
+    return bool(overwritten) and next(module.buffers(), None) is None and \
+        all(name in overwritten for name, _ in module.named_parameters())
 
 
 class _NoInitOnMeta(TorchFunctionMode):

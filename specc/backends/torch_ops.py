@@ -67,8 +67,9 @@ def module_kwargs(p: OpParams, exclude=(), extra=None) -> dict:
     return {**{k: v for k, v in p.__dict__.items() if k not in exclude}, **(extra or {})}
 
 
-def module_source(op_name: str, params: OpParams) -> str | None:
-    """Python source that builds the op's module (`nn.Linear(in_features=4, ...)`), for `specc emit`."""
+def module_source(op_name: str, params: OpParams, skip_init: bool = False) -> str | None:
+    """Python source that builds the op's module (`nn.Linear(in_features=4, ...)`), for `specc emit`;
+    `skip_init`: without PyTorch's default init (`nn.utils.skip_init(nn.Linear, ...)`)."""
     factory = LOWERINGS[op_name].module
     if factory is None:
         return None
@@ -80,6 +81,8 @@ def module_source(op_name: str, params: OpParams) -> str | None:
     kwargs = {k: v for k, v in module_kwargs(params, factory.exclude, factory.extra).items()
               if torch_defaults.get(k, inspect.Parameter.empty) != v}
     args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    if skip_init:
+        return f"nn.utils.skip_init(nn.{factory.cls.__name__}{', ' if args else ''}{args})"
     return f"nn.{factory.cls.__name__}({args})"
 
 
