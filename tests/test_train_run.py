@@ -206,13 +206,17 @@ def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path, one_thread):
 # ---- scale-out and accumulation ---------------------------------------------------------------------
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, strategy):
+    """... and the export after training verifies (FSDP's sharded model needed the other processes,
+    which had ended)."""
     spec = write(tmp_path, LINEAR)
     specc.compile(spec).train(out_dir=tmp_path / "one", verbose=False)
     subprocess.run([sys.executable, "-m", "specc", "train", str(spec), "--out", str(tmp_path / "two"),
-                    "--nproc", "2", "--set", f"train.strategy={strategy}"],
-                   env=ENV, check=True, stdout=subprocess.DEVNULL, timeout=300)
+                    "--nproc", "2", "--set", f"train.strategy={strategy}", "--export", "onnx"],
+                   env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
     one, two = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
     assert max_diff(one, two) < 1e-5
+    manifest = json.loads((tmp_path / "two" / "model.onnx.manifest.json").read_text())
+    assert manifest["verification"]["passed"]
     assert records(tmp_path / "two")[-1]["step"] == 20  # 2 epochs of 10 global batches
 
 

@@ -157,7 +157,7 @@ class Watch:
 class Trainer:
     def __init__(self, compiled, plan: TrainingPlan, out: Path, env, *, resume: bool, verbose: bool):
         self.plan, self.cfg, self.env, self.out = plan, plan.config, env, out
-        self.spec = compiled.spec
+        self.compiled, self.spec = compiled, compiled.spec
         self.autocast = self._autocast()  # settings this machine cannot run fail before anything is touched
         check_batch_split(plan, env.world)
         self.ckpts = Checkpoints(out, self.cfg.checkpoints.keep_last)
@@ -319,7 +319,23 @@ class Trainer:
                     self.log.say(self.stopper.stop_message())
         finally:
             self.log.close()
+        if self.env.strategy == "fsdp":
+            self.compiled.model = self._whole_model()
         return self._finish(record)
+
+    def _whole_model(self):
+        """FSDP leaves the trained model sharded over the processes, its forward a collective that needs
+        all of them: what runs after training (the exports, the caller's own use) gets a plain module
+        with the whole weights, in every process (gathering them is a collective too)."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        from ..backends.torch_fx import build_module
+
+        state = get_model_state_dict(self.raw, options=StateDictOptions(full_state_dict=True))
+        dtype = next((v.dtype for v in state.values() if v.is_floating_point()), None)
+        model = build_module(self.compiled.ir, device="meta", dtype=dtype).to_empty(device=self.env.device)
+        model.load_state_dict(state)
+        return model
 
     def _epoch(self, epoch: int) -> dict:
         tally = self._train_epoch(epoch)
