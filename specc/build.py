@@ -69,9 +69,9 @@ def cmd_build(args) -> int:
               file=sys.stderr)
     weights = out / "model.safetensors"
     save_weights(compiled.model, weights)
+    from .exporters import export_targets, remove_other_artifacts
+    for stale in remove_other_artifacts(out, targets):
+        print(f"note: removed {stale}, exported from an earlier build's weights", file=sys.stderr)
     print(compiled.summary(depth=1))
     print(f"\nweights: {weights}")
-    if not targets:
-        return 0
-    from .exporters import export_targets
-    return export_targets(compiled, targets, out, verbose=args.verbose)
+    return export_targets(compiled, targets, out, verbose=args.verbose) if targets else 0

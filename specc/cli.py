@@ -170,6 +170,8 @@ def _add_later_commands(sub) -> None:
 EXTRAS = {"torch": "torch", "safetensors": "torch", "numpy": "torch", "torchmetrics": "train", "sklearn": "train",
           "tqdm": "train", "matplotlib": "train", "lightning": "lightning", "onnx": "onnx", "onnxruntime": "onnx",
           "onnxscript": "onnx", "torch_tensorrt": "tensorrt"}
+# commands whose extra holds more than torch: without torch they name it, so one install is enough
+COMMAND_EXTRAS = {"train": "train", "plot": "train"}
 
 
 def _other_rank() -> bool:
@@ -202,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         package = (err.name or "").partition(".")[0]
         if package not in EXTRAS:
             return _internal_error()
+        extra = COMMAND_EXTRAS.get(args.command, "torch") if EXTRAS[package] == "torch" else EXTRAS[package]
         print(f"specc: error: `specc {args.command}` needs {package}, which is not installed: "
-              f"pip install 'specc[{EXTRAS[package]}]'", file=sys.stderr)
+              f"pip install 'specc[{extra}]'", file=sys.stderr)
         return EXIT_USAGE
     except OSError as err:
         if err.errno is None:  # raised by code, not by the system: a bug

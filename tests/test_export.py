@@ -275,6 +275,17 @@ def test_a_failed_target_removes_the_stale_artifact_of_an_earlier_build(tiny, tm
     assert leftovers(tmp_path) == []
 
 
+def test_a_build_removes_the_artifacts_an_earlier_build_exported_from_other_weights(tmp_path, capsys):
+    """Only specc's own artifacts (a manifest beside them) go; the user's files stay."""
+    spec = write_spec(tmp_path, TINY)
+    out = tmp_path / "out"
+    assert main(["build", str(spec), "-o", str(out), "--export", "pt2"]) == 0
+    (out / "model.onnx").write_bytes(b"the user's own file, no manifest")
+    assert main(["build", str(spec), "-o", str(out)]) == 0
+    assert f"note: removed {out / 'model.pt2'}, exported from an earlier build's weights" in capsys.readouterr().err
+    assert leftovers(out) == ["model.onnx", "model.safetensors"]
+
+
 def test_an_exporter_crash_is_told_in_one_paragraph(tiny, tmp_path, monkeypatch, capsys):
     def crash(job):
         try:
@@ -365,9 +376,12 @@ def _tensorrt_ready() -> bool:
 
 @pytest.mark.skipif(_tensorrt_ready(), reason="this machine has CUDA and torch_tensorrt")
 def test_tensorrt_without_gpu_or_package_says_what_is_missing_in_one_sentence(tmp_path, capsys):
-    assert main(["build", str(DIGITS), "--export", "tensorrt", "-o", str(tmp_path)]) == 1
-    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("tensorrt:")]
+    # exit 2, as for a missing extra: the onnx target of the spec's export section verifies
+    assert main(["build", str(DIGITS), "--export", "tensorrt", "-o", str(tmp_path)]) == 2
+    out = capsys.readouterr().out.splitlines()
+    line = [x for x in out if x.startswith("tensorrt:")]
     assert len(line) == 1 and "error[E0803]: the tensorrt target needs" in line[0]
+    assert any(x.startswith(f"onnx: {tmp_path / 'model.onnx'} verified") for x in out)
     assert line[0].count(". ") == 0
     assert not (tmp_path / "model.trt.ep").exists()
 

@@ -117,6 +117,10 @@ def test_a_missing_optional_package_names_the_extra(monkeypatch, capsys):
     assert main(["emit", spec, "--python"]) == 2
     assert capsys.readouterr().err == ("specc: error: `specc emit` needs torch, which is not installed: "
                                        "pip install 'specc[torch]'\n")
+    # train needs more than torch (scikit-learn, torchmetrics, ...): its own extra has all of it
+    assert main(["train", spec]) == 2
+    assert capsys.readouterr().err == ("specc: error: `specc train` needs torch, which is not installed: "
+                                       "pip install 'specc[train]'\n")
 
 
 def test_the_extra_named_for_each_optional_package_installs_it():

@@ -49,26 +49,38 @@ def export(compiled, target: str, path, *, verbose: bool = False, **options) -> 
 
 
 def default_path(out_dir, target: str) -> Path:
+    """Where `specc build` and `specc train` put a target's artifact: out_dir/model.onnx, ..."""
     return Path(out_dir) / get(target).FILENAME
 
 
 def export_targets(compiled, targets, out_dir, verbose: bool = False, *, options: dict | None = None,
                    out=None) -> int:
     """`specc build --export ...`: each target into out_dir (model.onnx, model.pt2, ...), one line
-    per target; 0 when all verified, 1 when any failed. `options` maps a target to its options."""
+    per target. Returns the exit code: 0 when all verified, 1 when any failed to export or verify,
+    2 when the only failures are targets this machine lacks the packages or hardware for (E0803),
+    as for any command whose extra is missing. `options` maps a target to its options."""
     out = out or sys.stdout
     exporters = {t: get(t) for t in targets}  # unknown names fail before any work
-    failed = 0
-    for target, exporter in exporters.items():
-        path = Path(out_dir) / exporter.FILENAME
+    failures = set()
+    for target in exporters:
+        path = default_path(out_dir, target)
         try:
             result = export(compiled, target, path, verbose=verbose, **(options or {}).get(target, {}))
         except ExportError as err:
-            failed += 1
+            failures.add(err.diagnostics[0].code)
             print(failure_line(target, err, _remove_stale(path)), file=out, flush=True)
             continue
         print(result_line(result), file=out, flush=True)
-    return 1 if failed else 0
+    return 0 if not failures else 2 if failures == {"E0803"} else 1
+
+
+def remove_other_artifacts(out_dir, targets) -> list[Path]:
+    """New weights were written to out_dir: the artifacts an earlier build exported there for targets
+    other than `targets` would not match them, so they are removed (only where specc's manifest shows
+    that specc made them). Returns the artifacts removed."""
+    from .manifest import manifest_path
+    others = [default_path(out_dir, t) for t in TARGETS if t not in targets]
+    return [path for path in others if manifest_path(path).is_file() and _remove_stale(path)]
 
 
 def _remove_stale(path: Path) -> bool:
