@@ -140,6 +140,22 @@ def test_fresh_weights_of_the_file_equal_the_compiled_models_for_the_same_seed(t
     assert all(torch.equal(got[k], want[k]) for k in want)
 
 
+def test_the_files_docstring_says_how_builds_weights_load_tied_weights_included(tmp_path):
+    import runpy
+
+    from safetensors.torch import load_model
+
+    spec = tmp_path / "inits.dlspec"
+    spec.write_text(INITS_AND_TIES)
+    assert main(["build", str(spec), "-o", str(tmp_path / "build")]) == 0
+    source = emit_python(specc.compile(spec, device="meta"))
+    assert "model.safetensors with safetensors.torch.load_model(model, path)" in source
+    (tmp_path / "emitted.py").write_text(source)
+    model = runpy.run_path(str(tmp_path / "emitted.py"))["Inits"]()
+    assert load_model(model, tmp_path / "build" / "model.safetensors", strict=True) == (set(), [])
+    assert model.lm_head.weight is model.emb.weight
+
+
 def test_a_spec_path_with_a_backslash_or_triple_quotes(tmp_path):
     """The path is quoted in the file's docstring: `\\N` there was a SyntaxError, `\"\"\"` ended it."""
     folder = tmp_path / "we\\Nird"
