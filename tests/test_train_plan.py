@@ -295,6 +295,19 @@ def test_csv_columns_that_do_not_fit_the_input(tmp_path):
     assert d.message == "input `x` is float32[N, 4] (4 values per row) but gets 3 columns of t.csv"
 
 
+def test_a_misspelt_target_column_beside_star_inputs_is_one_error(tmp_path):
+    """The real `class` column falls among "*"'s columns: no second error about their number."""
+    (tmp_path / "t.csv").write_text("a,b,c,d,class\n1,2,3,4,0\n")
+    path = write(tmp_path, """train {
+  data csv { path = "t.csv", inputs { x = "*" }, targets { label = "clas" } }
+  targets { label = int64[N] }
+  loss cross_entropy {}
+}
+""")
+    d = only(errors(path), "E0702")
+    assert d.message == "column `clas` is not in t.csv" and d.help == "did you mean `class`?"
+
+
 def test_monitor_that_is_not_logged(tmp_path):
     path = write(tmp_path, """train {
   data synthetic {}

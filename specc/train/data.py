@@ -377,19 +377,19 @@ class _Probe:
 
     def _used_columns(self) -> set | None:
         """The column names the mapping uses; None when an input takes "*" (every column)."""
-        used = set(self.cfg.targets.values())
+        return None if "*" in self.cfg.inputs.values() else self._named_columns()
+
+    def _named_columns(self) -> set:
+        """The column names the mapping names (an input's "*" takes the others)."""
+        named = set(self.cfg.targets.values())
         for cols in self.cfg.inputs.values():
-            if cols == "*":
-                return None
-            used |= {cols} if isinstance(cols, str) else set(cols)
-        return used
+            if cols != "*":
+                named |= {cols} if isinstance(cols, str) else set(cols)
+        return named
 
     def _csv_fields(self, header: list[str], path: Path) -> tuple[Field, ...] | None:
         cfg, fields, ok = self.cfg, [], True
-        used = set(cfg.targets.values())
-        for cols in cfg.inputs.values():
-            if cols != "*":
-                used |= {cols} if isinstance(cols, str) else set(cols)
+        used = self._named_columns()
         for slot in self.targets:
             col = cfg.targets.get(slot.name)
             if col is None:
@@ -415,7 +415,9 @@ class _Probe:
                 ok = False
                 continue
             need = _per_sample(slot.type)
-            if need != len(cols):
+            # a misspelt column name leaves its real column among "*"'s: one mistake, one message
+            misspelt = cfg.inputs[slot.name] == "*" and not used <= set(header)
+            if need != len(cols) and not misspelt:
                 self.error(f"input `{slot.name}` is {slot.type} ({need} values per row) but gets "
                            f"{len(cols)} column{'s' if len(cols) != 1 else ''} of {path.name}",
                            "inputs", slot.name, label="does not fit")
