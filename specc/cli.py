@@ -118,7 +118,8 @@ def _add_later_commands(sub) -> None:
     p.add_argument("-o", "--out", default=None, metavar="DIR", help="output folder (default: build/<spec name>)")
     p.add_argument("--export", action="append", default=[], metavar="TARGET",
                    help="onnx, pt2, aoti or tensorrt (repeatable; also read from the spec's export section)")
-    p.add_argument("--weights", metavar="CKPT", help="a checkpoint from `specc train` (default: initial weights)")
+    p.add_argument("--weights", metavar="CKPT", help="a .safetensors file, or a checkpoint of `specc train` (.pt) "
+                   "or of its Lightning engine (.ckpt) (default: the initial weights)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the exporters' own output")
     p.set_defaults(run=_lazy("specc.build:cmd_build"))
 
@@ -143,7 +144,7 @@ def _add_later_commands(sub) -> None:
 
     p = sub.add_parser("plot", help="draw a run's learning curves to a PNG")
     p.add_argument("run_dir", metavar="OUT")
-    p.add_argument("-o", "--output", metavar="PNG", help="default: OUT/curves.png")
+    p.add_argument("-o", "--out", "--output", dest="out", metavar="PNG", help="default: OUT/curves.png")
     p.set_defaults(run=_lazy("specc.train.plot:cmd_plot"))
 
     p = sub.add_parser("graph", help="draw the model: dot, svg, png or mermaid")

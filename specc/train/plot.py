@@ -14,7 +14,7 @@ def cmd_plot(args) -> int:
     records = read_metrics(run_dir)
     if not records:
         raise UsageError(f"no training records in {run_dir / METRICS_FILE} (is {run_dir} a `specc train` run folder?)")
-    output = Path(args.output) if args.output else run_dir / "curves.png"
+    output = Path(args.out) if args.out else run_dir / "curves.png"
     plot_curves(records, output, title=run_dir.name)
     print(output)
     return 0
