@@ -114,6 +114,8 @@ def test_specc_train_digits(tmp_path, capsys):
         assert "onnx" in capsys.readouterr().out
     assert main(["plot", str(out)]) == 0
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["plot", str(out), "--out", str(out / "elsewhere.png")]) == 0  # --out, as every command has
+    assert (out / "elsewhere.png").is_file()
 
 
 def test_lightning_engine_trains_digits_and_resumes(tmp_path):
