@@ -221,8 +221,12 @@ def test_the_pt2_manifest_names_the_sizes_a_guard_refuses(tmp_path):
     result = specc.compile(write_spec(tmp_path, MAX_OVER_TIME)).export("pt2", tmp_path / "model.pt2", **FAST)
     facts = json.loads(result.manifest.read_text())["export"]
     assert facts["dims"]["T"]["min"] == 3 and "((-2) + T) != 1" in facts["guards"]
+    program = torch.export.load(str(result.path)).module()
     with pytest.raises(Exception, match="Guard failed"):
-        torch.export.load(str(result.path)).module()(torch.zeros(2, 3, dtype=torch.int64))
+        program(torch.zeros(2, 3, dtype=torch.int64))
+    # torch inferred T's range alone: N keeps its stated one, from 1 (it was 2, though batch 1 runs)
+    assert facts["dims"]["N"] == {"min": 1, "max": None}
+    assert program(torch.zeros(1, 4, dtype=torch.int64)).shape == (1, 2)
 
 
 def test_an_opset_the_converter_cannot_reach_is_an_error(tiny, tmp_path):

@@ -92,10 +92,25 @@ def export_program(job: Job, bounds: dict | None = None):
                 _refuse_specialised(job.signature, refined)
                 shapes = refined
                 continue
-            if "Constraints violated" not in message or bounds:
+            violated = _VIOLATED.search(message)
+            if violated is None or bounds:
                 raise
-            break  # a guard no Dim range states (TextCNN: T - 4 != 1): let torch infer the ranges
+            # a guard no Dim range states (TextCNN: T - 4 != 1): torch infers those symbols' ranges,
+            # the others keep theirs (a batch of 1 stays in N's)
+            shapes = _inferred(shapes, set(violated[1].split(", ")))
     return _export(job, automatic_shapes(job.signature))
+
+
+_VIOLATED = re.compile(r"Constraints violated \(([^)]*)\)")
+
+
+def _inferred(shapes, symbols: set[str]):
+    """`shapes` with Dim.DYNAMIC for the axes of `symbols`: torch infers their ranges."""
+    from torch.export import Dim
+
+    return tuple(None if axes is None else
+                 {axis: Dim.DYNAMIC if getattr(dim, "__name__", None) in symbols else dim for axis, dim in axes.items()}
+                 for axes in shapes)
 
 
 def _export(job: Job, shapes):
