@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import traceback
+from contextlib import contextmanager
 
 from .errors import REPORT_URL, SpecError, UsageError
 
@@ -181,11 +184,44 @@ def _other_rank() -> bool:
     return os.environ.get("RANK", "0") != "0"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler, `kill`): stop as Ctrl-C does, cleaning up on the way out."""
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises Terminated while a command runs, where it would otherwise end the process at
+    once, leaving temp files and saying nothing; a handler someone else set is kept."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _interrupted_during(err: BaseException) -> KeyboardInterrupt | None:
+    """The interrupt an exception was raised while handling (torch's checkpoint writer raises its
+    own error over a Ctrl-C that stopped it)."""
+    while err is not None:
+        if isinstance(err, KeyboardInterrupt):
+            return err
+        err = err.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        with _sigterm_as_interrupt():
+            return args.run(args)
     except SpecError as err:
         if not _other_rank():
             print(str(err), file=sys.stderr)
@@ -195,10 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         if not _other_rank():
             print(f"specc: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        if not _other_rank():
-            print("specc: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        return _stopped(err)
     except BrokenPipeError:
         return EXIT_OK
     except ModuleNotFoundError as err:
@@ -216,8 +250,17 @@ def main(argv: list[str] | None = None) -> int:
         # read-only or full disk, a name too long, ...
         print(f"specc: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except Exception:  # noqa: BLE001 - a bug in specc: say so, and where to report it
-        return _internal_error()
+    except Exception as err:  # noqa: BLE001 - a bug in specc: say so, and where to report it
+        interrupt = _interrupted_during(err)
+        return _stopped(interrupt) if interrupt is not None else _internal_error()
+
+
+def _stopped(interrupt: KeyboardInterrupt) -> int:
+    """Exit 130 after Ctrl-C, 143 after SIGTERM, as a shell reports a process the signal ended."""
+    terminated = isinstance(interrupt, Terminated)
+    if not _other_rank():
+        print(f"specc: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+    return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
 
 
 def _internal_error() -> int:

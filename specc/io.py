@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +21,26 @@ def naming(path):
         if err.errno is None:  # raised by code, not by the system
             raise
         raise OSError(err.errno, err.strerror, str(path)) from None
+
+
+@contextmanager
+def interrupts_deferred():
+    """Ctrl-C (SIGINT) or SIGTERM arriving inside takes effect when the block is done, so what it
+    writes (a checkpoint) is written whole, its temp file removed, before the run stops. Only the
+    main thread receives signals; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: arrived.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)  # None: set outside Python
+        if arrived:
+            signal.raise_signal(arrived[0])  # now handled as it would have been
 
 
 def machine_memory() -> int | None:
@@ -75,8 +97,12 @@ def atomic_path(path):
     call `os.replace(tmp, path)` when done. A writer that makes the file anew (safetensors
     does) leaves it 0600: call set_default_mode(tmp) before the replace."""
     fd, tmp = _temp_beside(Path(path))
-    os.close(fd)
-    os.chmod(tmp, _default_mode())
+    try:
+        os.close(fd)
+        os.chmod(tmp, _default_mode())
+    except BaseException:
+        os.unlink(tmp)
+        raise
     return Path(tmp)
 
 

@@ -123,6 +123,21 @@ def test_a_missing_optional_package_names_the_extra(monkeypatch, capsys):
                                        "pip install 'specc[train]'\n")
 
 
+def test_an_error_raised_over_an_interrupt_is_the_interrupt(monkeypatch, capsys):
+    """torch's checkpoint writer raises its own RuntimeError over the Ctrl-C that stopped it:
+    "interrupted" and 130, not an internal error."""
+    from specc import cli
+
+    def stopped_while_writing(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 29248 vs 29144")
+    monkeypatch.setattr(cli, "cmd_check", stopped_while_writing)
+    assert cli.main(["check", "x.dlspec"]) == 130
+    assert capsys.readouterr().err == "specc: interrupted\n"
+
+
 def test_the_extra_named_for_each_optional_package_installs_it():
     import re
     import tomllib

@@ -205,6 +205,39 @@ def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path, one_thread):
     assert [r["val/loss"] for r in records(killed)] == [r["val/loss"] for r in records(reference)]
 
 
+def test_sigterm_stops_the_run_with_a_message_and_no_temp_file_then_it_resumes(tmp_path, one_thread):
+    """SIGTERM (a scheduler, `kill`) used to end the process at once, silently, leaving the temp
+    file of a checkpoint being written."""
+    spec = write(tmp_path, TINY, SAMPLES=400, EPOCHS=30)
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "specc", "train", str(spec), "--out", str(out)],
+                            env=one_thread, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and len(list(out.glob("checkpoints/*.pt"))) < 5:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.endswith("specc: terminated\n") and "Traceback" not in err
+    assert not [p.name for p in (out / "checkpoints").iterdir() if not p.name.endswith(".pt")]
+    assert main(["train", str(spec), "--out", str(out), "--resume", "--set", "train.epochs=3"]) == 0
+
+
+def test_an_interrupt_during_a_checkpoint_write_takes_effect_once_it_is_whole(tmp_path, monkeypatch):
+    from specc.train import checkpoint
+
+    write_checkpoint = torch.save
+
+    def interrupted_half_way(state, fh):
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C
+        write_checkpoint(state, fh)
+    monkeypatch.setattr(torch, "save", interrupted_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(tmp_path / "step-00000001.pt", {"w": torch.ones(3)})
+    assert [p.name for p in tmp_path.iterdir()] == ["step-00000001.pt"]
+    assert torch.equal(torch.load(tmp_path / "step-00000001.pt", weights_only=True)["w"], torch.ones(3))
+
+
 # ---- scale-out and accumulation ---------------------------------------------------------------------
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, strategy):

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
-from ..io import atomic_path, naming
+from ..io import atomic_path, interrupts_deferred, naming
 from .progress import SUMMARY_FILE
 
 FORMAT = 1
@@ -39,17 +39,19 @@ class Position:
 
 
 def save(path: Path, state: dict) -> None:
-    tmp = atomic_path(path)
-    try:
-        with naming(path):  # a full disk names the checkpoint
-            with open(tmp, "wb") as fh:
-                torch.save(state, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-            _fsync_dir(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write `state` to `path` atomically; Ctrl-C or SIGTERM meanwhile stops the run after it."""
+    with interrupts_deferred():
+        tmp = atomic_path(path)
+        try:
+            with naming(path):  # a full disk names the checkpoint
+                with open(tmp, "wb") as fh:
+                    torch.save(state, fh)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+                _fsync_dir(path.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def _fsync_dir(folder: Path) -> None:
