@@ -383,9 +383,12 @@ def test_train_model_picks_one_model_of_several(tmp_path, capsys):
 
 
 def test_metrics_lines_that_are_not_records_are_skipped(tmp_path):
+    """Resume and plot read them: bytes that are not UTF-8, or an epoch that is no number, crashed both."""
     from specc.train.progress import read_metrics
-    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n[1]\n"x"\n{"epoch": 2}\n{"epo')
-    assert read_metrics(tmp_path) == [{"epoch": 1}, {"epoch": 2}]
+    (tmp_path / "metrics.jsonl").write_bytes(b'{"epoch": 1, "lr": "x"}\n[1]\n"x"\n\xff\xfe\n{"epoch": null}\n'
+                                             b'{"epoch": true}\n{"epoch": 2, "lr": 0.1}\n{"epo')
+    assert read_metrics(tmp_path) == [{"epoch": 1, "lr": "x"}, {"epoch": 2, "lr": 0.1}]
+    assert main(["plot", str(tmp_path)]) == 0
 
 
 def test_a_batch_that_does_not_split_over_the_processes_fails_before_torchrun(tmp_path, capsys, monkeypatch):

@@ -35,7 +35,7 @@ def plot_curves(records: list[dict], output: Path, title: str = "") -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
     for ax, (name, keys) in zip(axes[0], panels):
         for key in keys:
-            ax.plot(epochs, [r.get(key, float("nan")) for r in records], marker="o", markersize=3, label=key)
+            ax.plot(epochs, [_number(r.get(key)) for r in records], marker="o", markersize=3, label=key)
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
@@ -51,6 +51,11 @@ def plot_curves(records: list[dict], output: Path, title: str = "") -> None:
     finally:
         plt.close(fig)
         tmp.unlink(missing_ok=True)
+
+
+def _number(value) -> float:
+    """A record's value, or NaN (a gap in the curve) where it has none or something else."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
 
 
 def _keys(records: list[dict]) -> list[str]:

@@ -26,19 +26,26 @@ def interactive() -> bool:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    """The complete records of OUT/metrics.jsonl (a torn last line, or one that is not a record, is skipped)."""
+    """The complete records of OUT/metrics.jsonl: a torn last line, or any line that is not an
+    epoch's record (not UTF-8, not JSON, no whole epoch number), is skipped."""
     path = Path(run_dir) / METRICS_FILE
     if not path.exists():
         return []
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(record, dict):  # anything else was not written by specc
+        if _is_record(record):
             records.append(record)
     return records
+
+
+def _is_record(record) -> bool:
+    """What specc writes: an object with the epoch (counted from 1)."""
+    epoch = record.get("epoch") if isinstance(record, dict) else None
+    return isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 1
 
 
 class RunLog:
