@@ -399,6 +399,18 @@ def test_a_batch_that_does_not_split_over_the_processes_fails_before_torchrun(tm
     assert capsys.readouterr().err.count("batch_size 15 is the global batch and must split evenly over 2") == 1
 
 
+def test_a_new_run_removes_the_finished_runs_exports(reference, tmp_path):
+    """They hold the old run's weights; a file specc did not make (no manifest) stays."""
+    spec, done = reference
+    run = tmp_path / "run"
+    shutil.copytree(done, run)
+    for name in ("model.onnx", "model.onnx.manifest.json", "model.onnx.data", "model.pt2"):
+        (run / name).write_text("from the finished run")
+    specc.compile(spec).train(out_dir=run, epochs=1, verbose=False)
+    assert not (run / "model.onnx").exists() and not (run / "model.onnx.manifest.json").exists()
+    assert not (run / "model.onnx.data").exists() and (run / "model.pt2").exists()
+
+
 def test_both_engines_guard_a_run_folder_alike(reference, tmp_path):
     spec, done = reference
     run = _unfinished(done, tmp_path / "specc_run")

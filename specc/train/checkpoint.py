@@ -151,11 +151,14 @@ def previous_run(run_dir: Path, engine: str, resume: bool, resumable: bool, say)
 
 
 def clear_run(run_dir: Path, say) -> None:
-    """Remove a finished run's checkpoints (either engine's) and summary, saying so."""
+    """Remove a finished run's checkpoints (either engine's), summary and exports, saying so."""
+    from ..exporters import remove_other_artifacts
+
     say(f"note: replacing the finished run in {run_dir}")
     found = engine_checkpoints(run_dir)
     for path in found["specc"] + found["lightning"] + [Path(run_dir) / SUMMARY_FILE]:
         path.unlink(missing_ok=True)
+    remove_other_artifacts(run_dir, ())  # they hold the old run's weights
 
 
 def position_from(state: dict) -> Position:
