@@ -33,20 +33,29 @@ def load_weights(model, path) -> None:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"no such weights file: {path}")
+    state = None if path.suffix == ".safetensors" else _checkpoint_weights(path)
     try:
-        if path.suffix == ".safetensors":
+        if state is None:
             from safetensors.torch import load_model
             load_model(model, str(path), strict=True)
-            return
-        import torch
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "model" in state:
-            state = state["model"]
-        elif isinstance(state, dict) and "pytorch-lightning_version" in state:  # the LightningModule's `model.`
-            state = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
-        model.load_state_dict(state, strict=True)
+        else:
+            model.load_state_dict(state, strict=True)
     except Exception as err:  # noqa: BLE001 - a file of any content may come in: every failure is "not these weights"
         raise UsageError(f"cannot load weights from {path}: {str(err).strip() or type(err).__name__}") from None
+
+
+def _checkpoint_weights(path: Path):
+    """The model's state_dict in a `specc train` checkpoint, or in a Lightning one (its `model.` keys)."""
+    from .train.checkpoint import read
+    try:
+        state = read(path)
+    except ValueError as err:
+        raise UsageError(f"cannot load weights from {path}: {err}") from None
+    if isinstance(state, dict) and "model" in state:
+        return state["model"]
+    if isinstance(state, dict) and "pytorch-lightning_version" in state and isinstance(state.get("state_dict"), dict):
+        return {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
+    return state
 
 
 def cmd_build(args) -> int:

@@ -108,6 +108,23 @@ def test_cli_usage_problems_exit_2_with_one_line(tmp_path):
     assert (tmp_path / "taken").read_text() == "a file where a folder should go"
 
 
+def test_damaged_weights_files_say_so_in_words(tmp_path, capsys):
+    """Not "[Errno 22] Invalid argument", nor torch's advice to load with weights_only=False."""
+    import torch
+
+    from specc.cli import main
+
+    spec = str(ROOT / "specs" / "tutorial_mlp.dlspec")
+    torch.save({"model": {"w": torch.ones(100_000)}}, tmp_path / "good.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "good.pt").read_bytes()[:5000])
+    (tmp_path / "garbage.pt").write_bytes(b"\x80\x02not a checkpoint" * 10)
+    for name, why in (("cut.pt", "it is damaged or cut short"),
+                      ("garbage.pt", "it holds no checkpoint of tensors and plain values (damaged, or code specc "
+                                     "will not run)")):
+        assert main(["build", spec, "-o", str(tmp_path / "out"), "--weights", str(tmp_path / name)]) == 2
+        assert capsys.readouterr().err.endswith(f"specc: error: cannot load weights from {tmp_path / name}: {why}\n")
+
+
 def test_a_missing_optional_package_names_the_extra(monkeypatch, capsys):
     """Without torch (or another extra's package) a command says what to install: exit 2, no trace."""
     from specc.cli import main

@@ -13,8 +13,10 @@ a crash (or SIGKILL) never leaves a half-written checkpoint, and they load with
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,19 +74,39 @@ POSITION_KEYS = ("model", "optimizer", "scheduler", "rng", "position", "partial"
                  "early_stop", "best", "spec", "train")
 
 
+def read(path: Path):
+    """torch.load(path, weights_only=True) onto the CPU; ValueError saying why when it cannot be read."""
+    try:
+        with warnings.catch_warnings():  # e.g. on a pickle protocol: advice for torch's developers
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - garbage bytes fail anywhere in the unpickler (IndexError, ...)
+        raise ValueError(_why_unreadable(err)) from None
+
+
 def load(path: Path) -> dict:
     """A position checkpoint's state; ValueError saying why when the file is damaged or is not one."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - garbage bytes fail anywhere in the unpickler (IndexError, ...)
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ValueError(f"{path.name} cannot be read ({reason}); it is damaged or not a checkpoint") from None
+        state = read(path)
+    except ValueError as err:
+        raise ValueError(f"{path.name} cannot be read: {err}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path.name} is not a specc training checkpoint (format {FORMAT})")
     missing = [k for k in POSITION_KEYS if k not in state]
     if missing:
         raise ValueError(f"{path.name} is not a complete training checkpoint (it has no {', '.join(missing)})")
     return state
+
+
+def _why_unreadable(err: Exception) -> str:
+    """Why torch.load(weights_only=True) refused a file, in words for the user (torch's own advice,
+    to load with weights_only=False, would run code from the file, which specc never does)."""
+    text = str(err).strip()
+    if isinstance(err, pickle.UnpicklingError):
+        return "it holds no checkpoint of tensors and plain values (damaged, or code specc will not run)"
+    if isinstance(err, (OSError, EOFError)) or "zip archive" in text or "corrupted" in text:
+        return "it is damaged or cut short"
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 class Checkpoints:
