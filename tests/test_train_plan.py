@@ -435,6 +435,19 @@ def test_set_a_list_item_of_a_single_section(tmp_path):
         overrides.apply(_spec(tmp_path), overrides.parse_sets(["train.loss.1.weight=0.5"]))
     d = only(err.value.diagnostics, "E0202")
     assert d.message == "train.loss.1: no item 1; there is one section here (item 0)" and d.span.file == "<--set>"
+    with pytest.raises(SpecError) as err:
+        overrides.apply(_spec(tmp_path), overrides.parse_sets(["train.loss.0=3"]))
+    d = only(err.value.diagnostics, "E0202")
+    assert d.message == "train.loss.0 is a whole section: set its keys one by one (train.loss.0.KEY=VALUE)"
+
+
+def test_an_unknown_key_of_a_data_kind_suggests_that_kinds_keys(tmp_path):
+    """`samples` is a key of synthetic data, not of digits: "did you mean `samples`?" helped no one."""
+    with pytest.raises(SpecError) as err:  # the spec's data is synthetic, which has `samples`
+        overrides.apply(_spec(tmp_path), overrides.parse_sets(["train.data.kind=digits", "train.data.samples=5"]))
+    d = only(err.value.diagnostics, "E0201")
+    assert d.message == "unknown key `samples` in train.data"
+    assert d.help.startswith("known keys: ") and "samples" not in d.help and "val_fraction" in d.help
 
 
 def test_set_errors_point_at_the_set(tmp_path):

@@ -147,8 +147,8 @@ def _model_at(loc: tuple):
                 field = model.model_fields.get(part)
                 if field is not None:
                     nxt += _models_in(field.annotation)
-                else:
-                    nxt += [m for m in _models_in_union(model) if m.__name__ == part]
+                elif part in _kinds(model):  # a tagged union's member, named in `loc` by its kind
+                    nxt.append(model)
             else:
                 nxt += [model]
         candidates = nxt or candidates
@@ -165,8 +165,11 @@ def _models_in(annotation) -> list:
     return out
 
 
-def _models_in_union(model) -> list:
-    return [model]
+def _kinds(model) -> tuple:
+    """The values a model's `kind` field takes (the tag of its union: `digits`, `AdamW`, ...)."""
+    from typing import get_args
+    field = model.model_fields.get("kind")
+    return get_args(field.annotation) if field is not None else ()
 
 
 def schema_diagnostics(err: ValidationError, doc: dict, source_map: dict, file: str) -> list[Diagnostic]:

@@ -141,6 +141,9 @@ def _assign(doc: dict, defaults: dict, path: tuple, value) -> str | None:
         else:
             return f"{where} is a value, not a section"
     last = path[-1]
+    if isinstance(last, int) and isinstance(node, dict):  # item 0 of one section: the section itself
+        section = ".".join(map(str, ("train",) + path))
+        return f"{section} is a whole section: set its keys one by one ({section}.KEY=VALUE)"
     if isinstance(node, list):
         if not isinstance(last, int) or not 0 <= last < len(node):
             return f"no item {last} in train.{'.'.join(map(str, path[:-1]))}"
