@@ -373,6 +373,15 @@ def test_a_misspelt_export_target_fails_before_training(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_an_export_target_this_machine_lacks_fails_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-compilers-here"))
+    monkeypatch.delenv("CXX", raising=False)
+    spec = write(tmp_path, TINY, SAMPLES=64, EPOCHS=1)
+    assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--export", "aoti"]) == 2
+    assert "error[E0803]: the aoti target needs a C++ compiler" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_model_picks_one_model_of_several(tmp_path, capsys):
     spec = write(tmp_path, LINEAR.replace("model Linear2 {", "model Other {\n  input x: float32[N, 16]\n"
                                           "  y = x |> head: Linear(4)\n  output y\n}\n\nmodel Linear2 {"))

@@ -21,8 +21,8 @@ def cmd_train(args) -> int:
 
     from ..exporters import get as exporter
 
-    for target in args.export:  # a misspelt target fails now, not after the training run
-        exporter(target)
+    for target in args.export:  # a misspelt target, or one this machine cannot export, fails now, not after the run
+        exporter(target).require()
     spec = overrides.apply(load_spec(args.spec), overrides.parse_sets(args.overrides))
     if spec.train is None:
         raise SpecError([Diagnostic("E0701", f"{args.spec} has no train section",
