@@ -181,7 +181,7 @@ COMMAND_EXTRAS = {"train": "train", "plot": "train"}
 def _other_rank() -> bool:
     """A process of a multi-process run other than rank 0: what every process meets (the same spec,
     data and Ctrl-C), rank 0 reports alone."""
-    return os.environ.get("RANK", "0") != "0"
+    return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) != "0"  # Lightning's set LOCAL_RANK only
 
 
 class Terminated(KeyboardInterrupt):

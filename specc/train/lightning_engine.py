@@ -7,6 +7,12 @@ precision, gradient clipping and accumulation, early stopping, its strategies (`
 `devices=N`: DDP, or FSDP with strategy = "fsdp") and its own checkpoints
 (OUT/checkpoints/last.ckpt and best.ckpt; `--resume` continues from last.ckpt at an epoch
 boundary). OUT/metrics.jsonl gets the same per-epoch records as with the specc engine.
+
+The specc engine's guarantees hold here too: a non-finite loss or weights stop the run with E0703
+before the epoch's checkpoints are written (DivergenceGuard); the checkpoints also hold every
+process's RNG states, the train settings and the run's clock (RunState), so a resumed run continues
+exactly, dropout included, and a checkpoint that cannot be read or was written with other optimizer
+or schedule settings is refused with the file named; val/loss is weighted by samples over all processes.
 Needs the `lightning` extra: pip install 'specc[lightning]'.
 """
 from __future__ import annotations
@@ -18,22 +24,29 @@ import signal
 import threading
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
 
+from ..errors import UsageError
 from .batches import Batches, Shard
-from .checkpoint import clear_run, previous_run
+from .checkpoint import clear_run, previous_run, read, rng_state, set_rng_state
 from .data import in_model_dtype, load_data
 from .losses import Objective
 from .metrics import Metrics
 from .optim import make_optimizer, make_schedule
 from .plan import TrainingPlan
 from .progress import RunLog, interactive, read_metrics
+from .trainer import check_settings, diverged, initial_weights, unwrap
 
 PRECISION = {"32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}
 ACCELERATOR = {"auto": "auto", "cpu": "cpu", "cuda": "gpu", "mps": "mps"}
+NO_BATCH = 1 << 62
+# what last.ckpt needs to be resumed: Lightning's training state, and specc's (RunState)
+RESUME_KEYS = ("state_dict", "optimizer_states", "lr_schedulers", "loops", "epoch", "specc")
+SPECC_KEYS = ("rng", "elapsed", "train", "spec")
 
 
 class SpeccModule(L.LightningModule):
@@ -66,12 +79,21 @@ class SpeccModule(L.LightningModule):
         # by samples instead, as in the specc engine, a partial last group or uneven slices count right
         return loss * (scale * self.plan.config.accumulate)
 
+    def on_validation_epoch_start(self):
+        self.val_tally = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, samples
+
     def validation_step(self, batch, batch_idx):
         outputs, targets, loss = self._run(batch)
-        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch[0]), sync_dist=True)
+        samples = len(batch[0])
+        self.val_tally[0] += loss.detach().double() * samples
+        self.val_tally[1] += samples
         self.metrics.update(outputs, targets)
 
     def on_validation_epoch_end(self):
+        # summed over the ranks before dividing: sync_dist would average the ranks' means, whose slices differ in size
+        loss_sum, samples = self.trainer.strategy.reduce(self.val_tally, reduce_op="sum")
+        # every rank logs the same value, so sync_dist (which keeps Lightning from warning) changes nothing
+        self.log("val/loss", loss_sum / samples.clamp(min=1), prog_bar=True, batch_size=1, sync_dist=True)
         for key, value in self.metrics.compute().items():  # torchmetrics has synced the ranks: all agree
             self.log(key, value, prog_bar=True, sync_dist=True)
 
@@ -114,11 +136,12 @@ class EpochBatches:
 
 
 class Records(L.Callback):
-    """OUT/metrics.jsonl (one record per epoch, as the specc engine writes it) and the epoch lines."""
+    """OUT/metrics.jsonl (one record per epoch, as the specc engine writes it) and the epoch lines.
+    `started`: the perf_counter() of the run's start (earlier than now by the seconds before a resume)."""
 
-    def __init__(self, log: RunLog, epochs: int, samples: int):
+    def __init__(self, log: RunLog, epochs: int, samples: int, started: float | None = None):
         self.run_log, self.epochs, self.samples = log, epochs, samples
-        self.started = time.perf_counter()
+        self.started = time.perf_counter() if started is None else started
         self.epoch_start = self.train_seconds = 0.0
 
     def on_train_epoch_start(self, trainer, module):
@@ -141,9 +164,72 @@ class Records(L.Callback):
         self.run_log.epoch(record, self.epochs)
 
 
-def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool, devices: int = 1) -> dict:
-    from .trainer import initial_weights, unwrap
+class DivergenceGuard(L.Callback):
+    """E0703, as in the specc engine: the losses are checked every `log_every` optimizer steps and after
+    the epoch's last batch, the weights then too. The epoch's checkpoints are written later (after
+    validation), so a non-finite one is never written and last.ckpt stays the last good one."""
 
+    def __init__(self, plan: TrainingPlan, last: Path, steps_per_epoch: int):
+        self.plan, self.last, self.steps_per_epoch = plan, last, steps_per_epoch
+        self.window, self.first = [], 0  # the losses since the last check, and the batch of the first
+
+    def on_train_epoch_start(self, trainer, module):
+        self.window, self.first = [], 0
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.window.append(outputs["loss"])  # the micro-batch's loss as scaled for backward: finite alike
+        cfg, batches = self.plan.config, trainer.num_training_batches
+        epoch_end = batch_idx == batches - 1
+        if not epoch_end and ((batch_idx + 1) % cfg.accumulate or trainer.global_step % cfg.log_every):
+            return
+        losses, first = torch.stack(self.window).tolist(), self.first
+        self.window, self.first = [], batch_idx + 1
+        bad = next((first + i for i, value in enumerate(losses) if not math.isfinite(value)), NO_BATCH)
+        bad = _all_min(trainer, module, bad)
+        epoch, latest = trainer.current_epoch, self.last if self.last.exists() else None
+        if bad != NO_BATCH:
+            step = epoch * self.steps_per_epoch + bad // cfg.accumulate + 1
+            raise diverged(self.plan, latest, epoch, step, bad, batches)
+        if epoch_end and _all_min(trainer, module, int(_finite(module))) == 0:
+            raise diverged(self.plan, latest, epoch, trainer.global_step)
+
+
+class RunState(L.Callback):
+    """specc's part of the Lightning checkpoints, so that --resume continues exactly: every process's RNG
+    states (dropout's masks), the train settings and spec (checked on resume) and the run's seconds so far."""
+
+    def __init__(self, compiled, plan: TrainingPlan, started: float, resumed: Resumed | None, say):
+        self.spec = {"path": str(compiled.spec.path), "hash": compiled.spec.content_hash, "model": plan.model}
+        self.train = plan.config.model_dump(mode="json")
+        self.started, self.resumed, self.say = started, resumed, say
+
+    def on_train_start(self, trainer, module):
+        """The states the checkpoint was written with, set once everything is restored and set up, just
+        before the first resumed batch draws from them."""
+        if self.resumed is None:
+            return
+        rngs = self.resumed.rngs
+        if len(rngs) == trainer.world_size:
+            set_rng_state(rngs[trainer.global_rank])
+        else:
+            self.say(f"note: the checkpoint was written by {len(rngs)} processes, this run has "
+                     f"{trainer.world_size}: random streams restart from the seed")
+
+    def on_save_checkpoint(self, trainer, module, checkpoint):
+        checkpoint["specc"] = {"rng": _gather(rng_state(), trainer), "elapsed": time.perf_counter() - self.started,
+                               "train": self.train, "spec": self.spec}
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """What a resumed run takes from last.ckpt besides what Lightning restores itself."""
+
+    epochs: int  # epochs done
+    elapsed: float  # the run's seconds so far
+    rngs: list  # RNG states, one set per process
+
+
+def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool, devices: int = 1) -> dict:
     cfg = plan.config
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     L.seed_everything(cfg.seed, verbose=False)
@@ -151,30 +237,39 @@ def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool,
     last = ckpt_dir / "last.ckpt"
     log = RunLog(out, enabled=_global_zero(), verbose=verbose)
     replaced = previous_run(out, "lightning", resume, last.exists(), log.say)
-    resume = resume and last.exists()
     model = unwrap(compiled.model)
-    model.load_state_dict(initial_weights(compiled.ir, cfg.seed))
+    if resume and last.exists():
+        resumed = _resume(last, compiled, model, log.say)
+    else:
+        resumed = None
+        model.load_state_dict(initial_weights(compiled.ir, cfg.seed))
     dataset = in_model_dtype(load_data(plan.data, plan.span), plan.inputs, compiled.ir.weight_dtype, model)
-    module = SpeccModule(model, plan, _steps_per_epoch(dataset, plan, devices))
+    steps_per_epoch = _steps_per_epoch(dataset, plan, devices)
+    module = SpeccModule(model, plan, steps_per_epoch)
     train_batches = EpochBatches(module, dataset.train.tensors, plan, train=True)
     val_batches = EpochBatches(module, dataset.val.tensors, plan, train=False) if dataset.val is not None else None
     if replaced and _global_zero():  # only now that the new run is set up: a failed start loses nothing
         clear_run(out, log.say)
-    log.start(fresh=not resume, keep_epochs=_epochs_in(last) if resume else 0)
+    log.start(fresh=resumed is None, keep_epochs=resumed.epochs if resumed else 0)
+    started = time.perf_counter() - (resumed.elapsed if resumed else 0.0)
+    callbacks = [*_callbacks(plan, ckpt_dir, log, len(dataset.train), started),
+                 DivergenceGuard(plan, last, steps_per_epoch), RunState(compiled, plan, started, resumed, log.say)]
     trainer = L.Trainer(
         max_epochs=cfg.epochs, accelerator=ACCELERATOR[cfg.device], devices=devices,
         strategy=_strategy(cfg.strategy, devices), precision=PRECISION[cfg.precision],
         gradient_clip_val=cfg.grad_clip, accumulate_grad_batches=cfg.accumulate,
-        callbacks=_callbacks(plan, ckpt_dir, log, len(dataset.train)), logger=_logger(out),
+        callbacks=callbacks, logger=_logger(out),
         enable_progress_bar=verbose and interactive(), enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=cfg.log_every, use_distributed_sampler=False, default_root_dir=str(out))
     fit_module = torch.compile(module) if cfg.compile else module
-    started = time.perf_counter()
-    with warnings.catch_warnings(), _interrupt_as_keyboard_interrupt(trainer):
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's own, about torch's pytree API
-        warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resuming
-        trainer.fit(fit_module, train_dataloaders=train_batches, val_dataloaders=val_batches,
-                    ckpt_path=str(last) if resume else None, weights_only=True)
+    try:
+        with warnings.catch_warnings(), _interrupt_as_keyboard_interrupt(trainer):
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's own, about torch's pytree API
+            warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resuming
+            trainer.fit(fit_module, train_dataloaders=train_batches, val_dataloaders=val_batches,
+                        ckpt_path=str(last) if resumed else None, weights_only=True)
+    finally:
+        log.close()
     records = read_metrics(out)
     record = records[-1] if records else {}
     best = trainer.checkpoint_callback
@@ -182,8 +277,40 @@ def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool,
                  "best": {"monitor": plan.best.key, "value": _number(best.best_model_score),
                           "checkpoint": best.best_model_path} if plan.best else None,
                  "last_checkpoint": str(last)})
-    log.close()
     return record
+
+
+def _resume(last: Path, compiled, model: torch.nn.Module, say) -> Resumed:
+    """last.ckpt, checked before Lightning loads it, its weights loaded into `model`: a file that cannot be
+    read, is not a whole specc checkpoint, was written with other optimizer or schedule settings, or does
+    not fit the model is a UsageError naming it (Lightning would fail with a traceback, or not at all)."""
+    try:
+        state = read(last)
+    except ValueError as err:
+        raise UsageError(f"cannot resume from {last}: {err}; start a new run with another --out") from None
+    missing = _missing(state)
+    if missing:
+        raise UsageError(f"cannot resume from {last}: it is not a complete specc training checkpoint (it has no "
+                         f"{', '.join(missing)}); start a new run with another --out")
+    saved = state["specc"]
+    if saved["spec"].get("hash") != compiled.spec.content_hash:
+        say(f"note: {compiled.spec.path} changed since {last.name} was written; resuming anyway")
+    check_settings(saved["train"], compiled.plan.config, last, say)
+    try:
+        model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
+    except (RuntimeError, AttributeError, TypeError) as err:
+        raise UsageError(f"cannot resume from {last}: the checkpoint does not fit the model: {err}") from None
+    say(f"resuming from {last}")
+    return Resumed(epochs=int(state["epoch"]) + 1, elapsed=float(saved["elapsed"]), rngs=saved["rng"])
+
+
+def _missing(state) -> list[str]:
+    """The parts of a resumable checkpoint that `state` lacks."""
+    if not isinstance(state, dict):
+        return list(RESUME_KEYS)
+    saved = state["specc"] if isinstance(state.get("specc"), dict) else {}
+    return [key for key in RESUME_KEYS if key not in state] + \
+        [f"specc.{key}" for key in SPECC_KEYS if "specc" in state and key not in saved]
 
 
 @contextlib.contextmanager
@@ -219,10 +346,10 @@ def _strategy(strategy: str, devices: int) -> str:
     return "fsdp" if strategy == "fsdp" else "ddp"
 
 
-def _callbacks(plan: TrainingPlan, ckpt_dir: Path, log: RunLog, samples: int) -> list:
+def _callbacks(plan: TrainingPlan, ckpt_dir: Path, log: RunLog, samples: int, started: float | None = None) -> list:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    callbacks = [Records(log, plan.config.epochs, samples)]
+    callbacks = [Records(log, plan.config.epochs, samples, started)]
     best = plan.best
     if best is not None:  # first: it is trainer.checkpoint_callback, whose best score the summary reports
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=best.key, mode=best.mode,
@@ -249,6 +376,21 @@ def _global_zero() -> bool:
     return is_main_process()
 
 
-def _epochs_in(checkpoint: Path) -> int:
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    return int(state.get("epoch", -1)) + 1
+def _all_min(trainer, module, value: int) -> int:
+    """The smallest of the processes' values (each process's own alone)."""
+    return int(trainer.strategy.reduce(torch.tensor(value, device=module.device), reduce_op="min"))
+
+
+def _finite(module: torch.nn.Module) -> bool:
+    """Whether this process's weights and buffers are finite (under FSDP, its shard of them)."""
+    tensors = [t for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()]
+    return not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+
+def _gather(value, trainer) -> list:
+    """Every process's `value`, in rank order."""
+    if trainer.world_size == 1:
+        return [value]
+    gathered = [None] * trainer.world_size
+    torch.distributed.all_gather_object(gathered, value)
+    return gathered

@@ -95,6 +95,33 @@ def _changed_settings(saved: dict, now: dict, prefix: str = "") -> dict[str, str
     return changed
 
 
+def check_settings(saved: dict, cfg, path: Path, say) -> None:
+    """A resumed run continues the checkpoint's optimizer and schedule: changing their settings (or
+    the batches they count) is refused; other changes take effect, with a note naming them."""
+    changed = _changed_settings(saved, cfg.model_dump(mode="json"))
+    fixed = [key for key in changed if key.split(".")[0] in ("optimizer", "schedule", "batch_size", "accumulate")]
+    if fixed:
+        raise UsageError(f"cannot resume from {path}: {', '.join(changed[k] for k in fixed)} changed since it was "
+                         "written, and a resumed run continues the checkpoint's optimizer and schedule; "
+                         "restore the setting, or start a new run with another --out")
+    if changed:
+        say(f"note: resuming with changed settings: {', '.join(changed.values())}")
+
+
+def diverged(plan: TrainingPlan, latest: Path | None, epoch: int, step: int, batch: int | None = None,
+             batches: int = 0) -> SpecError:
+    """E0703: the loss of `batch` (0-based, of `batches` in `epoch`) is not finite, or, with no batch, the
+    weights are not finite after optimizer step `step`; `latest` is the checkpoint a resume would use."""
+    if batch is not None:
+        message = (f"training diverged: the loss is not finite at epoch {epoch + 1}, step {step} "
+                   f"(batch {batch + 1} of {batches} in the epoch)")
+    else:
+        message = f"training diverged: the weights are not finite after step {step} (epoch {epoch + 1})"
+    kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written yet"
+    return SpecError([Diagnostic("E0703", message, plan.span("loss"), label="this loss",
+                                 help=f"lower optimizer.lr, set grad_clip, or check the data; {kept}")])
+
+
 def initial_weights(ir, seed: int) -> dict:
     """The model's initial state_dict for `seed`, whatever the global RNG has been through."""
     from ..backends.torch_fx import build_module
@@ -211,22 +238,10 @@ class Trainer:
                 continue
             if state["spec"].get("hash") != self.spec.content_hash:
                 self.log.say(f"note: {self.spec.path} changed since {path.name} was written; resuming anyway")
-            self._check_settings(state["train"], path)
+            check_settings(state["train"], self.cfg, path, self.log.say)
             self.log.say(f"resuming from {path}")
             return state
         raise UsageError(f"cannot resume from {self.ckpts.dir}: no checkpoint there can be read ({problems[0]})")
-
-    def _check_settings(self, saved: dict, path: Path) -> None:
-        """A resumed run continues the checkpoint's optimizer and schedule: changing their settings (or
-        the batches they count) is refused; other changes take effect, with a note naming them."""
-        changed = _changed_settings(saved, self.cfg.model_dump(mode="json"))
-        fixed = [key for key in changed if key.split(".")[0] in ("optimizer", "schedule", "batch_size", "accumulate")]
-        if fixed:
-            raise UsageError(f"cannot resume from {path}: {', '.join(changed[k] for k in fixed)} changed since it was "
-                             "written, and a resumed run continues the checkpoint's optimizer and schedule; "
-                             "restore the setting, or start a new run with another --out")
-        if changed:
-            self.log.say(f"note: resuming with changed settings: {', '.join(changed.values())}")
 
     def _init_weights(self, ir, state: dict | None) -> None:
         """A fresh run starts from the seed's initial weights whatever happened before; a resumed one
@@ -429,17 +444,10 @@ class Trainer:
         self.log.progress(len(losses), loss_sum / max(1.0, samples), tally.rate, self.position.step)
 
     def _diverged(self, epoch: int, batch: int | None, what: str) -> SpecError:
-        latest = self.ckpts.latest()
-        kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written yet"
         if what == "loss":
             step = epoch * self.steps_per_epoch + batch // self.cfg.accumulate + 1
-            message = (f"training diverged: the loss is not finite at epoch {epoch + 1}, step {step} "
-                       f"(batch {batch + 1} of {len(self.train_batches)} in the epoch)")
-        else:
-            message = f"training diverged: the weights are not finite after step {self.position.step} " \
-                      f"(epoch {epoch + 1})"
-        return SpecError([Diagnostic("E0703", message, self.plan.span("loss"), label="this loss",
-                                     help=f"lower optimizer.lr, set grad_clip, or check the data; {kept}")])
+            return diverged(self.plan, self.ckpts.latest(), epoch, step, batch, len(self.train_batches))
+        return diverged(self.plan, self.ckpts.latest(), epoch, self.position.step)
 
     @torch.no_grad()
     def _evaluate(self) -> dict:
