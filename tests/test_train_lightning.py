@@ -187,3 +187,14 @@ def test_val_loss_over_two_processes_is_the_mean_over_all_samples(tmp_path):
     one, two = records(tmp_path / "one"), records(tmp_path / "two")
     assert [r["val/accuracy"] for r in one] == [r["val/accuracy"] for r in two]
     assert all(abs(a["val/loss"] - b["val/loss"]) < 1e-6 for a, b in zip(one, two, strict=True))
+
+
+def test_fsdp_without_cuda_is_a_located_error_before_anything_runs(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    spec = write(tmp_path, LINEAR)
+    with pytest.raises(specc.SpecError) as err:
+        specc.compile(spec).train(out_dir=tmp_path / "run", engine="lightning", strategy="fsdp", nproc=2, verbose=False)
+    (d,) = err.value.diagnostics
+    assert d.code == "E0701" and d.message.startswith('the Lightning engine runs strategy = "fsdp" on CUDA GPUs only')
+    assert not (tmp_path / "run").exists()

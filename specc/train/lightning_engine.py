@@ -30,7 +30,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from ..errors import UsageError
+from ..errors import Diagnostic, SpecError, UsageError
 from .batches import Batches, Shard
 from .checkpoint import clear_run, previous_run, read, rng_state, set_rng_state
 from .data import in_model_dtype, load_data
@@ -231,6 +231,7 @@ class Resumed:
 
 def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool, devices: int = 1) -> dict:
     cfg = plan.config
+    _check_strategy(plan, devices)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     L.seed_everything(cfg.seed, verbose=False)
     ckpt_dir = out / "checkpoints"
@@ -338,6 +339,15 @@ def _steps_per_epoch(dataset, plan: TrainingPlan, world: int) -> int:
 
 def _number(value) -> float | None:
     return float(value) if value is not None else None
+
+
+def _check_strategy(plan: TrainingPlan, devices: int) -> None:
+    """Lightning's FSDP needs CUDA GPUs: say so before anything runs (Lightning would raise a ValueError)."""
+    cfg = plan.config
+    if _strategy(cfg.strategy, devices) == "fsdp" and not (cfg.device in ("auto", "cuda") and torch.cuda.is_available()):
+        raise SpecError([Diagnostic("E0701", 'the Lightning engine runs strategy = "fsdp" on CUDA GPUs only, and this '
+                                    "run has none", plan.span("strategy"), label="needs CUDA",
+                                    help='use engine = "specc", whose FSDP runs on CPU too, or strategy = "ddp"')])
 
 
 def _strategy(strategy: str, devices: int) -> str:
