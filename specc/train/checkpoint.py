@@ -13,7 +13,6 @@ a crash (or SIGKILL) never leaves a half-written checkpoint, and they load with
 from __future__ import annotations
 
 import os
-import pickle
 import random
 import re
 import warnings
@@ -101,12 +100,11 @@ def load(path: Path) -> dict:
 def _why_unreadable(err: Exception) -> str:
     """Why torch.load(weights_only=True) refused a file, in words for the user (torch's own advice,
     to load with weights_only=False, would run code from the file, which specc never does)."""
-    text = str(err).strip()
-    if isinstance(err, pickle.UnpicklingError):
-        return "it holds no checkpoint of tensors and plain values (damaged, or code specc will not run)"
+    text = str(err)
     if isinstance(err, (OSError, EOFError)) or "zip archive" in text or "corrupted" in text:
         return "it is damaged or cut short"
-    return text.splitlines()[0] if text else type(err).__name__
+    # the unpickler refused it (UnpicklingError), or met bytes it cannot read at all (KeyError: 101, ...)
+    return "it holds no checkpoint of tensors and plain values (damaged, or code specc will not run)"
 
 
 class Checkpoints:
