@@ -94,6 +94,25 @@ def test_huge_numbers_are_refused_not_converted(tmp_path):
         assert f'"column": {where[1]}' in result.stdout
 
 
+def test_yaml_values_their_explicit_tag_refuses_are_located_errors(tmp_path):
+    """The tag's own constructor raised (KeyError, AttributeError, IndexError...): an internal error."""
+    from specc.frontend.load import load_file
+
+    cases = {"spec: !!bool maybe": '"maybe" is not a valid !!bool', "spec: !!timestamp 1": '"1" is not a valid !!timestamp',
+             "spec: !!float": '"" is not a valid !!float', "spec: !!int abc": '"abc" is not a valid !!int',
+             "!!binary x: 1": '"x" is not a valid !!binary', "spec: !!binary aGVsbG8=": "unsupported YAML tag !!binary"}
+    for text, message in cases.items():
+        path = tmp_path / "tagged.yaml"
+        path.write_text(text + "\n")
+        try:
+            load_file(path)
+        except specc.SpecError as err:
+            assert [(d.code, d.message) for d in err.diagnostics][:1] == [("E0202", message)], text
+            assert err.diagnostics[0].span.line == 1
+        else:
+            raise AssertionError(f"{text!r} was accepted")
+
+
 def test_cli_usage_problems_exit_2_with_one_line(tmp_path):
     spec = ROOT / "specs" / "tutorial_mlp.dlspec"
     (tmp_path / "taken").write_text("a file where a folder should go")

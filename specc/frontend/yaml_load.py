@@ -15,6 +15,7 @@ import yaml
 from . import ast as A
 from .parse import parse
 from .transform import to_ast
+from .unparse import literal
 from ..errors import Diagnostic, Failed
 from ..ir.evaluate import MAX_INT
 from ..schema.values import REFUSED
@@ -119,12 +120,18 @@ class YamlDocument:
             self._block_scalars[path] = node
         constructor = Loader.yaml_constructors.get(node.tag)
         if constructor is None:
-            self._error("E0202", f"unsupported YAML tag {node.tag}", node)
+            self._error("E0202", f"unsupported YAML tag {_tag(node)}", node)
             return REFUSED
         try:
             value = constructor(self._scalars, node)
-        except ValueError:  # an integer of thousands of digits: Python refuses to convert it
-            value = MAX_INT + 1
+        except Exception as err:  # noqa: BLE001 - a tag's constructor refuses values in its own ways
+            if "integer string conversion" not in str(err):  # `!!int x`, `!!bool maybe`, `!!float`, `!!binary x`
+                self._error("E0202", f"{literal(str(node.value))} is not a valid {_tag(node)}", node)
+                return REFUSED
+            value = MAX_INT + 1  # an integer of thousands of digits: Python refuses to convert it
+        if isinstance(value, bytes):
+            self._error("E0202", f"unsupported YAML tag {_tag(node)}", node)
+            return REFUSED
         if isinstance(value, int) and abs(value) > MAX_INT:
             self._error("E0602", "this integer is too large: specc's integers fit in 64 bits (at most 2**63 - 1)", node)
             return REFUSED
@@ -265,6 +272,11 @@ def _reindent(text: str, file: str, offset: int) -> str:
             indent = " " * (len(raw) - len(line))
             return "\n".join(indent + x if x else x for x in lines)
     return text
+
+
+def _tag(node) -> str:
+    """A node's tag as written: `!!bool` for YAML's own, `!custom` for others."""
+    return node.tag.replace("tag:yaml.org,2002:", "!!")
 
 
 def _literal_ast(value, span: SourceSpan):
