@@ -382,3 +382,14 @@ def test_an_import_reads_spec_files_only(tmp_path):
     (d,) = specc.check([path])
     assert d.code == "E0501" and "is not a spec file (.dlspec, .yaml, .yml)" in d.message
     assert "secret" not in d.render()
+
+
+def test_import_names_no_file_can_have_are_located_errors(tmp_path):
+    """The system refused them with exceptions (ValueError, UnicodeEncodeError, OSError): internal errors."""
+    path = tmp_path / "m.yaml"
+    for name, why in (("a\\0b.dlspec", "a file name cannot hold a NUL character"),
+                      ("\\ud800.yaml", "it has characters no file name on this system can hold"),
+                      ("a" * 300 + ".dlspec", "File name too long")):
+        path.write_text(f'spec: 1\nimports: ["{name}"]\n')
+        (d,) = specc.check([path])
+        assert d.code == "E0501" and d.message.endswith(why) and d.span.line == 2, d.message

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import keyword
 import math
+import os
 from collections import ChainMap
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -159,6 +160,33 @@ INIT_KINDS = {
 INIT_NONLINEARITIES = ("linear", "sigmoid", "tanh", "relu", "leaky_relu", "selu")
 
 
+def _unusable_file_name(path: str) -> str | None:
+    """Why no file can have this name (the system refuses it before looking), or None."""
+    if "\0" in path:
+        return "a file name cannot hold a NUL character"
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:
+        return "it has characters no file name on this system can hold"
+    return None
+
+
+def _not_a_spec_file(target: str) -> tuple[str, str] | None:
+    """(why, label) when `target` cannot be imported: no spec file there, or one the system cannot look at."""
+    path = Path(target)
+    try:
+        if path.is_file():
+            return None if target.lower().endswith(SPEC_SUFFIXES) else \
+                (f"{target} is not a spec file ({', '.join(SPEC_SUFFIXES)})", "not a spec file")
+        if path.is_dir():
+            return f"{target} is a folder", "not a spec file"
+        if path.exists():
+            return f"{target} is not a regular file", "not a spec file"
+    except OSError as err:  # a name too long, a folder that cannot be entered
+        return f"{target}: {err.strerror}", "cannot be read"
+    return f"no such file {target}", "file not found"
+
+
 def _did_you_mean(name: str, candidates) -> str | None:
     guess = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     if not guess:
@@ -208,6 +236,10 @@ class Builder:
         here: set[str] = set()  # the files this one has imported already: a repeated import adds nothing
         for i, rel in enumerate(spec.imports):
             span = spec.span("imports", i)
+            unusable = _unusable_file_name(rel)
+            if unusable:
+                self.error("E0501", f"cannot import {unparse.literal(rel)}: {unusable}", span, label="not a file name")
+                continue
             target = _display_path(spec.folder / rel)
             key = str(Path(target).resolve())
             if key in here:
@@ -218,14 +250,10 @@ class Builder:
                     + f" -> {Path(target).name}"
                 self.error("E0502", f"import cycle: {chain}", span, label="this import closes the cycle")
                 continue
-            if not Path(target).is_file() or not target.lower().endswith(SPEC_SUFFIXES):
-                # not a spec file: nothing else is read (a line of /etc/passwd would show in the syntax error)
-                why = (f"{target} is a folder" if Path(target).is_dir() else
-                       f"{target} is not a regular file" if Path(target).exists() and not Path(target).is_file() else
-                       f"{target} is not a spec file ({', '.join(SPEC_SUFFIXES)})" if Path(target).exists() else
-                       f"no such file {target}")
-                self.error("E0501", f"cannot import \"{rel}\": {why}", span,
-                           label="not a spec file" if Path(target).exists() else "file not found",
+            problem = _not_a_spec_file(target)
+            if problem:  # nothing else is read (a line of /etc/passwd would show in the syntax error)
+                why, label = problem
+                self.error("E0501", f"cannot import \"{rel}\": {why}", span, label=label,
                            help="imports are relative to the importing file")
                 continue
             sub = self.imported.get(key)
