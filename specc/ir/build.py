@@ -23,7 +23,7 @@ from . import dims as D
 from .evaluate import MAX_INT, EvalError, binary, compare, in_range, is_dim, negate, truth, type_name
 from .graph import BlockUse, Graph, Layer, Node, Tie, Value, weight_dtype
 from .ops import OPS, OpError
-from .types import DTYPES, TensorType
+from .types import DTYPES, FLOAT_DTYPES, TensorType
 
 MAX_REPEAT = 100_000
 MAX_NODES = 100_000  # layers; the 10,000-layer benchmark spec checks in about half a second
@@ -362,7 +362,7 @@ class Builder:
                            f"as Python arguments{f' and uses `{iname}` itself' if iname in EMITTED_NAMES else ''}",
                            self.spec.span("models", name, "inputs", iname),
                            label="reserved", help=f"call it `{iname}_` or `{iname}_input`")
-            ttype = self._tensor_type(texpr, scope)
+            ttype = self._tensor_type(texpr, scope, least=1)
             if ttype is None:
                 scope.values[iname] = POISON
                 continue
@@ -508,7 +508,9 @@ class Builder:
             self.fail("E0304", f"shape assertion failed: `{stmt.targets[0]}` is {value.type}, "
                       f"not {expected}", stmt.annotation.span, scope, label=f"actual: {value.type}")
 
-    def _tensor_type(self, texpr: A.TensorTypeExpr, scope: Scope, default_dtype: str = "float32"):
+    def _tensor_type(self, texpr: A.TensorTypeExpr, scope: Scope, default_dtype: str = "float32", least: int = 0):
+        """The type an annotation states; `least`: the smallest size a dim may have (an input's: 1, as no
+        layer has weights for an empty dim)."""
         dtype = texpr.dtype or default_dtype
         if dtype not in DTYPES:
             self.error("E0405", f"unknown dtype `{dtype}`", texpr.span, scope, help=_did_you_mean(dtype, DTYPES))
@@ -521,9 +523,10 @@ class Builder:
                 return None
             if v is POISON:
                 return None
-            if not is_dim(v) or (isinstance(v, int) and v < 0):
+            if not is_dim(v) or (isinstance(v, int) and v < least):
                 got = f"{v}" if is_dim(v) else type_name(v)
-                self.error("E0405", f"a dimension must be a size (0 or more) or a symbol, got {got}", d.span, scope)
+                self.error("E0405", f"a dimension must be a size ({least} or more) or a symbol, got {got}", d.span,
+                           scope, help="an input's sizes are 1 or more" if v == 0 and least == 1 else None)
                 return None
             shape.append(v)
         return TensorType(dtype, tuple(shape))
@@ -993,6 +996,7 @@ class Builder:
                 help_ = f"drop the input size; specc infers it: {unparse.call(call.func, fixed)}"
             label = err.label or (f"input is {_shape_text(types[0])}" if types and err.code == "E0301" else "")
             self.fail(err.code, err.message, span or getattr(call, "span", None), scope, label=label, help=help_)
+        self._check_input_dtypes(op, result.params, tensors, call, scope)
         if init:
             self._check_init_fits(op, result.params, init, arg_spans.get("init"), scope)
         if len(self.nodes) >= MAX_NODES:
@@ -1004,8 +1008,10 @@ class Builder:
         if op.outputs_weight:
             result = replace(result, outputs=tuple(TensorType(self.weight_dtype, t.shape) for t in result.outputs))
         for t in result.outputs:
-            if any(isinstance(d, int) and d > MAX_INT for d in t.shape):  # no tensor can have such a dim
-                self.fail("E0602", f"{op.name} would make {t}: a size past int64", getattr(call, "span", None), scope)
+            fixed = [d for d in t.shape if isinstance(d, int)]
+            if any(d > MAX_INT for d in fixed) or math.prod(fixed) > MAX_INT:  # no tensor can have so many elements
+                self.fail("E0602", f"{op.name} would make {t}: more elements than int64 can count",
+                          getattr(call, "span", None), scope)
         for i, t in enumerate(result.outputs):
             vid = node_id if len(result.outputs) == 1 else f"{node_id}_{i}"
             self.values[vid] = Value(vid, t, call.span)
@@ -1017,6 +1023,19 @@ class Builder:
         self.nodes.append(Node(node_id, path, tuple(t.id for t in tensors), tuple(o.id for o in outs),
                                call.span, scope.notes, macs))
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _check_input_dtypes(self, op, params, tensors, call, scope: Scope) -> None:
+        """A layer with weights computes in their dtype, the model's one (its inputs' floating-point dtype,
+        or float32 where they differ): torch refuses a floating-point input of another dtype."""
+        if not op.param_shapes(params):
+            return
+        for i, t in enumerate(tensors):
+            if t.type.dtype in FLOAT_DTYPES and t.type.dtype != self.weight_dtype:
+                span = self._input_span(call, i, len(tensors), scope) if hasattr(call, "args") else None
+                self.fail("E0306", f"{op.name} has {self.weight_dtype} weights, the model's dtype, but its input "
+                          f"is {t.type.dtype}", span or getattr(call, "span", None), scope,
+                          label=f"input is {t.type.dtype}", help="a model's weights take its inputs' floating-point "
+                          "dtype when they agree on one (float32 otherwise): declare them in one dtype")
 
     def _check_init_fits(self, op, params, init: dict, span, scope: Scope) -> None:
         """The layer has a weight for init to set, and xavier/kaiming get one with fan-in and fan-out."""

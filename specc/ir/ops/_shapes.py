@@ -20,8 +20,14 @@ Pos = Annotated[int, Field(gt=0)]
 NonNeg = Annotated[int, Field(ge=0)]
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
 PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-PosOrTuple = Union[Pos, tuple[Pos, ...]]  # kernel sizes, strides, dilations
-NonNegOrTuple = Union[NonNeg, tuple[NonNeg, ...]]  # paddings
+# torch's conv and pooling kernels take their geometry as 32-bit ints (larger ones overflow at run time)
+INT32_MAX = 2**31 - 1
+PosOrTuple = Union[Annotated[int, Field(gt=0, le=INT32_MAX)],
+                   tuple[Annotated[int, Field(gt=0, le=INT32_MAX)], ...]]  # kernel sizes, strides, dilations
+NonNegOrTuple = Union[Annotated[int, Field(ge=0, le=INT32_MAX)],
+                      tuple[Annotated[int, Field(ge=0, le=INT32_MAX)], ...]]  # paddings
+MAX_RNN_LAYERS = 1000
+RnnLayers = Annotated[int, Field(gt=0, le=MAX_RNN_LAYERS)]  # each layer is a weight matrix and a loop in torch
 
 SPATIAL = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 

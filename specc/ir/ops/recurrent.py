@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Literal
 
 from .. import dims
-from ._shapes import Pos, Prob, expect_float, expect_rank, fill, static
+from ._shapes import Pos, Prob, RnnLayers, expect_float, expect_rank, fill, static
 from .base import Inferred, OpDef, OpParams, register
 
 Output = Literal["sequence", "last", "hidden"]
@@ -16,7 +16,7 @@ Output = Literal["sequence", "last", "hidden"]
 class LSTMParams(OpParams):
     input_size: int | None = None
     hidden_size: Pos
-    num_layers: Pos = 1
+    num_layers: RnnLayers = 1
     bias: bool = True
     batch_first: bool = True
     dropout: Prob = 0.0
@@ -31,7 +31,7 @@ class GRUParams(LSTMParams):
 class RNNParams(OpParams):
     input_size: int | None = None
     hidden_size: Pos
-    num_layers: Pos = 1
+    num_layers: RnnLayers = 1
     nonlinearity: Literal["tanh", "relu"] = "tanh"
     bias: bool = True
     batch_first: bool = True
