@@ -24,6 +24,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _path(text: str) -> str:
+    """A path argument: any text but the empty one (which names no file)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return text
+
+
 def cmd_check(args) -> int:
     from . import report
     from .checker import INTERNAL_ERROR, expand_paths
@@ -82,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("check", help="check specs for errors (torch-free; for CI)")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="spec files, folders or globs")
+    p.add_argument("paths", nargs="+", type=_path, metavar="PATH", help="spec files, folders or globs")
     p.add_argument("--format", choices=["text", "json", "github", "sarif"], default="text")
     p.add_argument("--max-params", type=_positive_int, default=None, metavar="N",
                    help="reject models with more than N parameters")
@@ -110,33 +117,34 @@ def _lazy(target: str):
 
 def _add_later_commands(sub) -> None:
     p = sub.add_parser("summary", help="per-layer table: output shapes, parameters, MACs (torch-free)")
-    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("spec", type=_path, metavar="SPEC")
     p.add_argument("--model", help="the model to summarise when the file has several")
     p.add_argument("--depth", type=_positive_int, default=None, help="collapse blocks nested deeper than this")
     p.set_defaults(run=_lazy("specc.summary:cmd_summary"))
 
     p = sub.add_parser("build", help="compile to PyTorch, write weights (safetensors) and exports")
-    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("spec", type=_path, metavar="SPEC")
     p.add_argument("--model", help="the model to build when the file has several")
-    p.add_argument("-o", "--out", default=None, metavar="DIR", help="output folder (default: build/<spec name>)")
+    p.add_argument("-o", "--out", default=None, type=_path, metavar="DIR",
+                   help="output folder (default: build/<spec name>)")
     p.add_argument("--export", action="append", default=[], metavar="TARGET",
                    help="onnx, pt2, aoti or tensorrt (repeatable; also read from the spec's export section)")
-    p.add_argument("--weights", metavar="CKPT", help="a .safetensors file, or a checkpoint of `specc train` (.pt) "
-                   "or of its Lightning engine (.ckpt) (default: the initial weights)")
+    p.add_argument("--weights", type=_path, metavar="CKPT", help="a .safetensors file, or a checkpoint of "
+                   "`specc train` (.pt) or of its Lightning engine (.ckpt) (default: the initial weights)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the exporters' own output")
     p.set_defaults(run=_lazy("specc.build:cmd_build"))
 
     p = sub.add_parser("emit", help="print a standalone PyTorch module (no specc import)")
-    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("spec", type=_path, metavar="SPEC")
     p.add_argument("--python", action="store_true", required=True, help="emit Python source")
     p.add_argument("--model", help="the model to emit when the file has several")
-    p.add_argument("-o", "--out", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("-o", "--out", type=_path, metavar="FILE", help="write to FILE instead of standard output")
     p.set_defaults(run=_lazy("specc.emit:cmd_emit"))
 
     p = sub.add_parser("train", help="run the spec's training recipe")
-    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("spec", type=_path, metavar="SPEC")
     p.add_argument("--model", help="the model to train when the file has several")
-    p.add_argument("--out", default=None, metavar="DIR", help="run folder (default: runs/<spec name>)")
+    p.add_argument("--out", default=None, type=_path, metavar="DIR", help="run folder (default: runs/<spec name>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.add_argument("--nproc", type=_positive_int, default=1, help="processes for DDP (torch.distributed)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
@@ -146,27 +154,27 @@ def _add_later_commands(sub) -> None:
     p.set_defaults(run=_lazy("specc.train.cli:cmd_train"))
 
     p = sub.add_parser("plot", help="draw a run's learning curves to a PNG")
-    p.add_argument("run_dir", metavar="OUT")
-    p.add_argument("-o", "--out", "--output", dest="out", metavar="PNG", help="default: OUT/curves.png")
+    p.add_argument("run_dir", type=_path, metavar="OUT")
+    p.add_argument("-o", "--out", "--output", dest="out", type=_path, metavar="PNG", help="default: OUT/curves.png")
     p.set_defaults(run=_lazy("specc.train.plot:cmd_plot"))
 
     p = sub.add_parser("graph", help="draw the model: dot, svg, png or mermaid")
-    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("spec", type=_path, metavar="SPEC")
     p.add_argument("--format", choices=["dot", "svg", "png", "mermaid"], default="dot")
     p.add_argument("--depth", type=_positive_int, default=None, help="collapse blocks nested deeper than this")
     p.add_argument("--model", help="the model to draw when the file has several")
-    p.add_argument("-o", "--out", metavar="FILE", help="write to FILE (required for png)")
+    p.add_argument("-o", "--out", type=_path, metavar="FILE", help="write to FILE (required for png)")
     p.set_defaults(run=_lazy("specc.tools.graph:cmd_graph"))
 
     p = sub.add_parser("fmt", help="format .dlspec files (keeps comments)")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="+", type=_path, metavar="PATH")
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 with a diff if unformatted")
     p.set_defaults(run=_lazy("specc.tools.fmt:cmd_fmt"))
 
     p = sub.add_parser("convert", help="convert between .dlspec and YAML")
-    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("spec", type=_path, metavar="SPEC")
     p.add_argument("--to", choices=["yaml", "dlspec"], required=True)
-    p.add_argument("-o", "--out", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("-o", "--out", type=_path, metavar="FILE", help="write to FILE instead of standard output")
     p.set_defaults(run=_lazy("specc.tools.convert:cmd_convert"))
 
 

@@ -127,6 +127,21 @@ def test_cli_usage_problems_exit_2_with_one_line(tmp_path):
     assert (tmp_path / "taken").read_text() == "a file where a folder should go"
 
 
+def test_an_empty_path_argument_is_a_usage_error(capsys):
+    """It named no file and crashed `expand_paths` (a TypeError: an internal error)."""
+    import pytest
+
+    from specc.cli import main
+
+    spec = str(ROOT / "specs" / "tutorial_mlp.dlspec")
+    for argv in (["check", ""], ["fmt", ""], ["summary", ""], ["build", spec, "-o", ""], ["train", spec, "--out", ""],
+                 ["build", spec, "--weights", ""], ["plot", ""]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        assert capsys.readouterr().err.endswith(": expected a path, got an empty string\n"), argv
+
+
 def test_damaged_weights_files_say_so_in_words(tmp_path, capsys):
     """Not "[Errno 22] Invalid argument", nor torch's advice to load with weights_only=False."""
     import torch
