@@ -233,9 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as err:
         if not _other_rank():
             print(str(err), file=sys.stderr)
-        # a SPEC argument that cannot be read is a usage error, as it is for `specc check`, and so is
-        # an export target this machine lacks the packages or hardware for
-        return EXIT_USAGE if all(d.code in ("E0901", "E0803") for d in err.diagnostics) else EXIT_SPEC
+        # a SPEC argument that cannot be read is a usage error, as it is for `specc check`, and so are a
+        # --model the file lacks (or none where it has several) and an export target this machine cannot make
+        return EXIT_USAGE if all(d.code in ("E0901", "E0411", "E0803") for d in err.diagnostics) else EXIT_SPEC
     except UsageError as err:
         if not _other_rank():
             print(f"specc: error: {err}", file=sys.stderr)

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from .errors import Diagnostic, Failed, SpecError, UsageError
+from .source import SourceSpan
 from .io import machine_memory
 from .ir.build import build
 from .schema import Spec
@@ -86,7 +87,8 @@ def build_ir(spec: Spec, model: str | None = None, params: dict | None = None):
     if diagnostics:
         raise SpecError(diagnostics)
     if graph is None:
-        raise SpecError([Diagnostic("E0411", f"{spec.path} defines no model (only blocks or constants)")])
+        raise SpecError([Diagnostic("E0411", f"{spec.path} defines no model (only blocks or constants)",
+                                    SourceSpan.point(str(spec.path), 1, 1), label="no model in this file")])
     return graph
 
 

@@ -385,7 +385,7 @@ def test_an_export_target_this_machine_lacks_fails_before_training(tmp_path, cap
 def test_train_model_picks_one_model_of_several(tmp_path, capsys):
     spec = write(tmp_path, LINEAR.replace("model Linear2 {", "model Other {\n  input x: float32[N, 16]\n"
                                           "  y = x |> head: Linear(4)\n  output y\n}\n\nmodel Linear2 {"))
-    assert main(["train", str(spec), "--out", str(tmp_path / "run")]) == 1
+    assert main(["train", str(spec), "--out", str(tmp_path / "run")]) == 2  # which model: a usage error
     assert "--model" in capsys.readouterr().err
     assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--model", "Other"]) == 0
     assert set(final_weights(tmp_path / "run")) == {"head.weight", "head.bias"}

@@ -1378,16 +1378,18 @@ def build(spec, model: str | None = None, *, params: dict | None = None, max_par
     builder = Builder(spec, max_params=max_params)
     if not spec.models:
         return None, builder.diagnostics
+    first = next(iter(spec.models))
     if model is None:
         if len(spec.models) > 1:
             raise Failed(Diagnostic("E0411", f"{spec.path} defines {len(spec.models)} models "
                                     f"({', '.join(spec.models)}); say which one",
-                                    help=f"--model {next(iter(spec.models))} on the command line, "
-                                    f"model=\"{next(iter(spec.models))}\" in Python"))
-        model = next(iter(spec.models))
+                                    spec.span("models", list(spec.models)[1], "span"), label="a second model",
+                                    help=f"--model {first} on the command line, model=\"{first}\" in Python"))
+        model = first
     if model not in spec.models:
-        raise Failed(Diagnostic("E0401", f"{spec.path} has no model `{model}`",
-                                help=_did_you_mean(model, spec.models) or f"its models: {', '.join(spec.models)}"))
+        raise Failed(Diagnostic("E0411", f"{spec.path} has no model `{model}`", spec.span("models", first, "span"),
+                                label="its first model", help=_did_you_mean(model, spec.models) or
+                                f"its models: {', '.join(spec.models)}"))
     graph = builder.build_model_within_limits(model, params)
     return graph, builder.diagnostics
 
