@@ -255,7 +255,8 @@ def _slice(p: SliceParams, inputs):
                                      + x.shape[d + 1:]),))
 
 
-_op("Slice", SliceParams, _slice, "x[start:end:step] along `dim` (Python slicing rules).",
+_op("Slice", SliceParams, _slice, "x[start:end:step] along `dim` (Python slicing rules); over a symbolic "
+    "size the inferred shape assumes the size reaches the slice's fixed ends (x[1:7] of N is 3 long for N >= 7).",
     "x |> Slice(1, 0, 16)")
 
 
