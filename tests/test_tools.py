@@ -457,7 +457,7 @@ def test_graph_cli(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().out.startswith("flowchart TD\n")
     assert main(["graph", spec, "-o", str(tmp_path / "g.dot")]) == 0
     assert (tmp_path / "g.dot").read_text().startswith('digraph "DigitsCNN" {')
-    assert main(["graph", str(ROOT / "specs" / "dcgan.dlspec")]) == 1  # two models: say which
+    assert main(["graph", str(ROOT / "specs" / "dcgan.dlspec")]) == 2  # two models: say which (usage)
     assert main(["graph", str(ROOT / "specs" / "dcgan.dlspec"), "--model", "Generator"]) == 0
     assert main(["graph", spec, "--format", "png"]) == 2  # png needs -o
     capsys.readouterr()
@@ -564,9 +564,9 @@ def test_convert_an_input_type_written_over_two_lines(tmp_path, capsys):
 
 def test_a_spec_of_several_models_says_how_to_choose_one(capsys):
     dcgan = str(ROOT / "specs" / "dcgan.dlspec")
-    assert main(["summary", dcgan]) == 1
+    assert main(["summary", dcgan]) == 2
     assert "help: --model Generator on the command line, model=\"Generator\" in Python" in capsys.readouterr().err
-    assert main(["summary", dcgan, "--model", "Nope"]) == 1
+    assert main(["summary", dcgan, "--model", "Nope"]) == 2
     assert "help: its models: Generator, Discriminator" in capsys.readouterr().err
 
 
@@ -630,3 +630,29 @@ def test_graph_draws_one_edge_per_value(tmp_path):
     for depth in (None, 1):
         edges = [(a, b) for a, b, _ in drawing(graph, depth).edges]
         assert edges.count(("chunk_0", "add_0")) == 2, edges  # a and b
+
+
+def test_fmt_breaks_a_pipeline_that_its_joined_lines_make_too_long(tmp_path):
+    """The break inside `GELU(...)` is joined: the one line was 130 columns, broken only by a second fmt."""
+    path = tmp_path / "long.dlspec"
+    path.write_text('spec 1\n\nmodel M {\n  input x: float32[N, 16]\n  y = x |> first_layer: Linear(16) |> '
+                    'GELU(approximate = "tanh"\n  ) |> second_layer: Linear(16) |> third_layer: Linear(16) '
+                    '|> Dropout(0.1)\n  output y\n}\n')
+    assert main(["fmt", str(path)]) == 0
+    assert '  y = x\n    |> first_layer: Linear(16)\n    |> GELU(approximate = "tanh")\n' in path.read_text()
+    assert main(["fmt", "--check", str(path)]) == 0
+
+
+def test_convert_escapes_comment_characters_yaml_refuses(tmp_path):
+    path = tmp_path / "del.dlspec"
+    path.write_text("spec 1\n# a \x7f b\nmodel M {\n  input x: float32[N, 4]\n  output x\n}\n")
+    assert main(["convert", str(path), "--to", "yaml", "-o", str(tmp_path / "del.yaml")]) == 0
+    assert "  # a \\x7f b\n" in (tmp_path / "del.yaml").read_text()
+    assert specc.check([tmp_path / "del.yaml"]) == []
+
+
+def test_a_second_spec_header_is_an_error_as_in_yaml(tmp_path):
+    path = tmp_path / "twice.dlspec"
+    path.write_text("spec 1\nspec 1\nmodel M {\n  input x: float32[N, 4]\n  output x\n}\n")
+    (d,) = specc.check([path])
+    assert (d.code, d.message, d.span.line) == ("E0208", "the `spec` header appears twice", 2)

@@ -258,6 +258,9 @@ class DocumentBuilder:
         return self.doc, self.source_map, self.diagnostics
 
     def _spec(self, version, span):
+        if ("spec",) in self.source_map:
+            self._twice("the `spec` header appears twice", span, self.source_map[("spec",)])
+            return
         self.doc["spec"] = version
         self.source_map[("spec",)] = span
 

@@ -26,6 +26,7 @@ from the body). Parameter defaults and constants must be literals in YAML: an ex
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
 import re
 import sys
@@ -199,6 +200,12 @@ def to_yaml(text: str, file: str = "<text>") -> str:
     return _YamlWriter(Source(format_source(original), file)).document()
 
 
+def _yaml_comment(text: str) -> str:
+    """A comment as YAML may hold it: characters YAML does not allow in a file (DEL, other control
+    characters) written as their escapes."""
+    return yaml.reader.Reader.NON_PRINTABLE.sub(lambda m: ascii(m[0])[1:-1], text)
+
+
 def _check_literals(src: Source) -> None:
     """Report what the YAML form cannot hold at its place in the user's file (the YAML is written
     from the formatted text, whose lines may differ)."""
@@ -226,7 +233,7 @@ class _YamlWriter:
     def __init__(self, src: Source):
         self.src = src
         self.text_lines = src.text.split("\n")
-        self.out = Lines(src.comments, src.blank)
+        self.out = Lines([dataclasses.replace(c, text=_yaml_comment(c.text)) for c in src.comments], src.blank)
 
     def document(self) -> str:
         groups: dict[str, list] = {}

@@ -154,6 +154,7 @@ class Printer:
         self.flat = flat  # never break lines (config values; measuring)
         self.force = None  # the pipeline to break before every `|>`
         self.top = None  # the pipeline that is a statement's value (not nested in brackets)
+        self.probing = None  # the statement one_line() prints as it is, to see whether it keeps a break
 
     # -- output primitives --
     def write(self, text: str) -> None:
@@ -209,6 +210,15 @@ class Printer:
         printer = Printer(self.src, comments=[], flat=True)
         fn(printer)
         return len(printer.code)
+
+    def one_line(self, s, indent: int) -> bool:
+        """Whether statement `s` prints on one line, keeping its breaks (one written on two lines may
+        keep none: a break inside brackets before the closer is joined)."""
+        printer = Printer(self.src, comments=[])
+        printer.probing = s
+        printer.start(indent)
+        printer.stmt(s, indent)
+        return not printer.out
 
     def text(self) -> str:
         return "\n".join(_aligned(self.out)).rstrip("\n") + "\n"
@@ -383,9 +393,9 @@ class Printer:
             raise TypeError(f"cannot print {type(s).__name__}")
 
     def value(self, v, s, indent: int) -> None:
-        """A statement's value; a long one-line pipeline is broken before every `|>`."""
-        if isinstance(v, A.Pipe) and v.span.line == v.span.end_line and not self.flat \
-                and indent + self.measure(lambda printer: printer.stmt(s, indent)) > WIDTH:
+        """A statement's value; a long pipeline that would be on one line is broken before every `|>`."""
+        if isinstance(v, A.Pipe) and not self.flat and s is not self.probing \
+                and indent + self.measure(lambda printer: printer.stmt(s, indent)) > WIDTH and self.one_line(s, indent):
             self.force = v
         self.top = v
         self.expr(v)
