@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -198,3 +199,29 @@ def test_fsdp_without_cuda_is_a_located_error_before_anything_runs(tmp_path):
     (d,) = err.value.diagnostics
     assert d.code == "E0701" and d.message.startswith('the Lightning engine runs strategy = "fsdp" on CUDA GPUs only')
     assert not (tmp_path / "run").exists()
+
+
+def test_sigterm_ends_a_run_as_on_the_specc_engine(tmp_path):
+    """Lightning caught the CLI's Terminated and exited; the run said "interrupted" (130)."""
+    spec = write(tmp_path, TINY, SAMPLES=400, EPOCHS=200)
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "specc", "train", str(spec), "--out", str(out), "--set",
+                             "train.engine=lightning"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not (out / "metrics.jsonl").exists():
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.endswith("specc: terminated\n")
+
+
+def test_a_device_this_machine_lacks_is_a_located_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(specc.SpecError) as err:
+        specc.compile(write(tmp_path, LINEAR)).train(out_dir=tmp_path / "run", engine="lightning", device="cuda",
+                                                     verbose=False)
+    assert [(d.code, d.message) for d in err.value.diagnostics] == [("E0701", "device `cuda` is not available on "
+                                                                              "this machine")]

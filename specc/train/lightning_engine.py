@@ -34,6 +34,7 @@ from ..errors import Diagnostic, SpecError, UsageError
 from .batches import Batches, Shard
 from .checkpoint import clear_run, previous_run, read, rng_state, set_rng_state
 from .data import in_model_dtype, load_data
+from .distributed import pick_device
 from .losses import Objective
 from .metrics import Metrics
 from .optim import make_optimizer, make_schedule
@@ -321,9 +322,10 @@ def _interrupt_as_keyboard_interrupt(trainer):
     handler = signal.getsignal(signal.SIGINT)
     try:
         yield
-    except SystemExit:
-        if trainer.interrupted:
-            raise KeyboardInterrupt from None
+    except SystemExit as err:
+        if trainer.interrupted:  # the interrupt Lightning caught: Ctrl-C, or SIGTERM (the CLI's Terminated)
+            interrupt = err.__context__
+            raise (interrupt if isinstance(interrupt, KeyboardInterrupt) else KeyboardInterrupt()) from None
         raise
     finally:
         if threading.current_thread() is threading.main_thread():
@@ -342,8 +344,10 @@ def _number(value) -> float | None:
 
 
 def _check_strategy(plan: TrainingPlan, devices: int) -> None:
-    """Lightning's FSDP needs CUDA GPUs: say so before anything runs (Lightning would raise a ValueError)."""
+    """The device and Lightning's FSDP (which needs CUDA GPUs): said before anything runs, as the specc
+    engine says it (Lightning would raise its own exceptions)."""
     cfg = plan.config
+    pick_device(cfg.device, 0, devices, plan)
     if _strategy(cfg.strategy, devices) == "fsdp" and not (cfg.device in ("auto", "cuda") and torch.cuda.is_available()):
         raise SpecError([Diagnostic("E0701", 'the Lightning engine runs strategy = "fsdp" on CUDA GPUs only, and this '
                                     "run has none", plan.span("strategy"), label="needs CUDA",
