@@ -421,3 +421,16 @@ def test_picking_a_model_wrongly_is_a_located_usage_error(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert f"error[E0411]: {path} {message}\n  --> {path}:{line}:1" in err
+
+
+def test_norms_take_half_precision_inputs_to_float32_weights_as_torch_does(tmp_path):
+    import torch
+
+    path = tmp_path / "half.dlspec"
+    path.write_text("spec 1\nmodel M {\n  input a: float16[N, 4]\n  input b: float32[N, 4]\n  y = a |> LayerNorm\n"
+                    "  z = b |> Linear(4)\n  output y, z\n}\n")
+    y, z = specc.compile(path).model(torch.randn(2, 4).half(), torch.randn(2, 4))
+    assert (y.dtype, z.dtype) == (torch.float16, torch.float32)
+    path.write_text(path.read_text().replace("float16[N, 4]", "float64[N, 4]"))  # torch: "mixed dtype (CPU)"
+    (d,) = specc.check([path])
+    assert (d.code, d.message) == ("E0306", "LayerNorm has float32 weights, the model's dtype, but its input is float64")

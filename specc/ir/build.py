@@ -1026,11 +1026,14 @@ class Builder:
 
     def _check_input_dtypes(self, op, params, tensors, call, scope: Scope) -> None:
         """A layer with weights computes in their dtype, the model's one (its inputs' floating-point dtype,
-        or float32 where they differ): torch refuses a floating-point input of another dtype."""
+        or float32 where they differ): torch refuses a floating-point input of another dtype, except that
+        its norms take half-precision inputs to float32 weights (and give half-precision outputs)."""
         if not op.param_shapes(params):
             return
         for i, t in enumerate(tensors):
-            if t.type.dtype in FLOAT_DTYPES and t.type.dtype != self.weight_dtype:
+            half_to_norm = op.category == "norm" and self.weight_dtype == "float32" and \
+                t.type.dtype in ("float16", "bfloat16")
+            if t.type.dtype in FLOAT_DTYPES and t.type.dtype != self.weight_dtype and not half_to_norm:
                 span = self._input_span(call, i, len(tensors), scope) if hasattr(call, "args") else None
                 self.fail("E0306", f"{op.name} has {self.weight_dtype} weights, the model's dtype, but its input "
                           f"is {t.type.dtype}", span or getattr(call, "span", None), scope,
