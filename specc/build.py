@@ -33,9 +33,10 @@ def load_weights(model, path) -> None:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"no such weights file: {path}")
-    state = None if path.suffix == ".safetensors" else _checkpoint_weights(path)
+    safetensors = path.suffix == ".safetensors"
+    state = None if safetensors else _checkpoint_weights(path)
     try:
-        if state is None:
+        if safetensors:
             from safetensors.torch import load_model
             load_model(model, str(path), strict=True)
         else:

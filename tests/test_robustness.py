@@ -434,3 +434,17 @@ def test_norms_take_half_precision_inputs_to_float32_weights_as_torch_does(tmp_p
     path.write_text(path.read_text().replace("float16[N, 4]", "float64[N, 4]"))  # torch: "mixed dtype (CPU)"
     (d,) = specc.check([path])
     assert (d.code, d.message) == ("E0306", "LayerNorm has float32 weights, the model's dtype, but its input is float64")
+
+
+def test_a_checkpoint_the_system_will_not_open_says_why(tmp_path, monkeypatch):
+    """Only damage reads as damage: a refused permission keeps its own words."""
+    import pytest
+    import torch
+
+    from specc.train.checkpoint import read
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "w.pt"))
+    monkeypatch.setattr(torch, "load", refused)
+    with pytest.raises(ValueError, match="^Permission denied$"):
+        read(tmp_path / "w.pt")

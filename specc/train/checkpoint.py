@@ -12,6 +12,7 @@ a crash (or SIGKILL) never leaves a half-written checkpoint, and they load with
 """
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
@@ -101,7 +102,9 @@ def _why_unreadable(err: Exception) -> str:
     """Why torch.load(weights_only=True) refused a file, in words for the user (torch's own advice,
     to load with weights_only=False, would run code from the file, which specc never does)."""
     text = str(err)
-    if isinstance(err, (OSError, EOFError)) or "zip archive" in text or "corrupted" in text:
+    if isinstance(err, OSError) and err.errno not in (None, errno.EINVAL):  # no permission, ...: say that
+        return err.strerror or text
+    if isinstance(err, (OSError, EOFError)) or "zip archive" in text or "corrupted" in text:  # EINVAL: cut short
         return "it is damaged or cut short"
     # the unpickler refused it (UnpicklingError), or met bytes it cannot read at all (KeyError: 101, ...)
     return "it holds no checkpoint of tensors and plain values (damaged, or code specc will not run)"
