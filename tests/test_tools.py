@@ -645,9 +645,9 @@ def test_fmt_breaks_a_pipeline_that_its_joined_lines_make_too_long(tmp_path):
 
 def test_convert_escapes_comment_characters_yaml_refuses(tmp_path):
     path = tmp_path / "del.dlspec"
-    path.write_text("spec 1\n# a \x7f b\nmodel M {\n  input x: float32[N, 4]\n  output x\n}\n")
+    path.write_bytes("spec 1\n# a \x7f b \x85 c: [ \r d\nmodel M {\n  input x: float32[N, 4]\n  output x\n}\n".encode())
     assert main(["convert", str(path), "--to", "yaml", "-o", str(tmp_path / "del.yaml")]) == 0
-    assert "  # a \\x7f b\n" in (tmp_path / "del.yaml").read_text()
+    assert "  # a \\x7f b \\x85 c: [ \\r d\n" in (tmp_path / "del.yaml").read_text()
     assert specc.check([tmp_path / "del.yaml"]) == []
 
 

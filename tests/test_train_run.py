@@ -380,6 +380,10 @@ def test_an_export_target_this_machine_lacks_fails_before_training(tmp_path, cap
     assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--export", "aoti"]) == 2
     assert "error[E0803]: the aoti target needs a C++ compiler" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+    spec.write_text(spec.read_text() + "\nexport {\n  aoti {}\n}\n")  # the spec's own section: the same
+    assert main(["train", str(spec), "--out", str(tmp_path / "run")]) == 2
+    assert "error[E0803]: the aoti target needs a C++ compiler" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_train_model_picks_one_model_of_several(tmp_path, capsys):

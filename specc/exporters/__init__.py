@@ -79,7 +79,8 @@ def remove_other_artifacts(out_dir, targets) -> list[Path]:
     other than `targets` would not match them, so they are removed (only where specc's manifest shows
     that specc made them). Returns the artifacts removed."""
     from .manifest import manifest_path
-    others = [default_path(out_dir, t) for t in TARGETS if t not in targets]
+    kept = {get(t).TARGET for t in targets}
+    others = [default_path(out_dir, t) for t in TARGETS if t not in kept]
     return [path for path in others if manifest_path(path).is_file() and _remove_stale(path)]
 
 

@@ -200,10 +200,13 @@ def to_yaml(text: str, file: str = "<text>") -> str:
     return _YamlWriter(Source(format_source(original), file)).document()
 
 
+_NOT_IN_A_YAML_COMMENT = re.compile(f"{yaml.reader.Reader.NON_PRINTABLE.pattern}|[\r\x85\u2028\u2029]")
+
+
 def _yaml_comment(text: str) -> str:
     """A comment as YAML may hold it: characters YAML does not allow in a file (DEL, other control
-    characters) written as their escapes."""
-    return yaml.reader.Reader.NON_PRINTABLE.sub(lambda m: ascii(m[0])[1:-1], text)
+    characters) or reads as line breaks (CR, NEL, U+2028/9) written as their escapes."""
+    return _NOT_IN_A_YAML_COMMENT.sub(lambda m: ascii(m[0])[1:-1], text)
 
 
 def _check_literals(src: Source) -> None:

@@ -21,9 +21,9 @@ def cmd_train(args) -> int:
 
     from ..exporters import get as exporter
 
-    for target in args.export:  # a misspelt target, or one this machine cannot export, fails now, not after the run
-        exporter(target).require()
     spec = overrides.apply(load_spec(args.spec), overrides.parse_sets(args.overrides))
+    for target in _targets(spec, args.export):  # a misspelt one, or one this machine lacks, fails now
+        exporter(target).require()
     if spec.train is None:
         raise SpecError([Diagnostic("E0701", f"{args.spec} has no train section",
                                     help="add one: train { data digits {} loss cross_entropy {} }")])
@@ -51,8 +51,13 @@ def _argv(args, out: Path) -> list[str]:
     return argv
 
 
+def _targets(spec, requested: list[str]) -> list[str]:
+    """The --export targets, then those of the spec's export section."""
+    return list(dict.fromkeys(list(requested) + list(spec.export.targets() if spec.export else [])))
+
+
 def _export(compiled, spec, requested: list[str], out: Path) -> int:
-    targets = list(dict.fromkeys(list(requested) + list(spec.export.targets() if spec.export else [])))
+    targets = _targets(spec, requested)
     if not targets:
         return 0
     from ..exporters import export_targets
