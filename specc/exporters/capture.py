@@ -97,7 +97,10 @@ def export_program(job: Job, bounds: dict | None = None):
                 raise
             # a guard no Dim range states (TextCNN: T - 4 != 1): torch infers those symbols' ranges,
             # the others keep theirs (a batch of 1 stays in N's)
-            shapes = _inferred(shapes, set(violated[1].split(", ")))
+            inferred = _inferred(shapes, set(violated[1].split(", ")))
+            if inferred == shapes:  # they were inferred already: let torch infer every range
+                break
+            shapes = inferred
     return _export(job, automatic_shapes(job.signature))
 
 
