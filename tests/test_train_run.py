@@ -424,6 +424,19 @@ def test_a_new_run_removes_the_finished_runs_exports(reference, tmp_path):
     assert not (run / "model.onnx.data").exists() and (run / "model.pt2").exists()
 
 
+def test_resuming_a_finished_run_for_more_epochs_removes_exports_it_does_not_redo(tmp_path, capsys):
+    spec = write(tmp_path, TINY, SAMPLES=64, EPOCHS=1)
+    run = tmp_path / "run"
+    assert main(["train", str(spec), "--out", str(run)]) == 0
+    for name in ("model.pt2", "model.pt2.manifest.json"):
+        (run / name).write_text("exported from epoch 1's weights")
+    assert main(["train", str(spec), "--out", str(run), "--resume"]) == 0  # nothing more to train: kept
+    assert (run / "model.pt2").exists()
+    assert main(["train", str(spec), "--out", str(run), "--resume", "--set", "train.epochs=2"]) == 0
+    assert f"note: removed {run / 'model.pt2'}, exported from the run's earlier weights" in capsys.readouterr().err
+    assert not (run / "model.pt2").exists() and not (run / "model.pt2.manifest.json").exists()
+
+
 def test_both_engines_guard_a_run_folder_alike(reference, tmp_path):
     spec, done = reference
     run = _unfinished(done, tmp_path / "specc_run")

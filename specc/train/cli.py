@@ -33,10 +33,22 @@ def cmd_train(args) -> int:
     if args.nproc > 1 and not distributed.launched() and spec.train.engine == "specc":
         check_batch_split(compiled.plan, args.nproc)  # once, here, rather than in every process
         return distributed.relaunch(args.nproc, _argv(args, out))
+    epochs_before = _epochs_done(out)
     train(compiled, out_dir=out, resume=args.resume, nproc=args.nproc)
     if not distributed.is_main_process():
         return 0
+    if _epochs_done(out) != epochs_before:  # new weights: the folder's exports of other targets no longer match
+        from ..exporters import remove_other_artifacts
+        for stale in remove_other_artifacts(out, _targets(spec, args.export)):
+            print(f"note: removed {stale}, exported from the run's earlier weights", file=sys.stderr)
     return _export(compiled, spec, args.export, out)
+
+
+def _epochs_done(out: Path) -> int:
+    """The epochs the run in `out` has recorded (0 for none)."""
+    from .progress import read_metrics
+    records = read_metrics(out)
+    return records[-1]["epoch"] if records else 0
 
 
 def _argv(args, out: Path) -> list[str]:
