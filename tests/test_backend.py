@@ -481,3 +481,15 @@ def test_cli_emit_python_writes_a_standalone_module(tmp_path, capsys):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(standalone(x), compiled(x))
+
+
+def test_a_slice_shorter_than_its_inferred_shape_fails_at_the_slice(tmp_path):
+    """x[1:7] of N is inferred 3 long, which holds for N >= 7; a shorter N used to give a shorter
+    tensor silently, failing later (or not at all)."""
+    path = tmp_path / "slice.dlspec"
+    path.write_text("spec 1\nmodel M {\n  input x: float32[N, 4]\n  y: [3, 4] = x |> Slice(0, 1, 7, 2)\n  output y\n}\n")
+    model = specc.compile(path).model
+    assert model(torch.randn(8, 4)).shape == (3, 4)
+    with pytest.raises(AssertionError, match="Slice assumes dim 0 has 7 or more positions") as err:
+        model(torch.randn(2, 4))
+    assert f'File "{path}", line 4, column 20, in M' in err.value.__notes__[0]

@@ -301,3 +301,12 @@ def test_symbolic_macs():
     assert macs("LSTM", f32(N, T, 10), hidden_size=20) == dims.prod((N, T, 4 * 20 * 30))
     assert macs("ReLU", f32(N, 4)) == 0
     assert not dims.is_static(macs("MultiheadAttention", f32(N, T, 64), num_heads=8))
+
+
+@pytest.mark.parametrize("slice_, assumes", [
+    ({"start": 1, "end": 7}, 7), ({"start": -3}, 3), ({"start": 2}, 2), ({"end": -1}, None),
+    ({"start": -3, "end": -1}, 3), ({"start": 5, "end": 2}, None),  # empty whatever the size: no assumption
+])
+def test_a_slice_over_a_symbolic_size_states_the_size_its_shape_assumes(slice_, assumes):
+    assert infer("Slice", f32(N, T), dim=1, **slice_).params.assumes == assumes
+    assert infer("Slice", f32(N, 12), dim=1, **slice_).params.assumes is None  # a fixed size: nothing assumed

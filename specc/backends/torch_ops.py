@@ -235,8 +235,14 @@ def _emit_reshape(g, ins, p, target) -> Nodes:
 
 
 def _emit_slice(g, ins, p, target) -> Nodes:
-    """x[:, ..., start:end:step] (dim counted from the end when negative)."""
+    """x[:, ..., start:end:step] (dim counted from the end when negative), after checking that a
+    symbolic size reaches the ends the inferred shape assumes (a shorter slice would not fail here,
+    but in some later layer, or not at all)."""
     x, = ins
+    if p.assumes is not None:
+        size = g.call_method("size", (x, p.dim))
+        g.call_function(torch._assert, (g.call_function(operator.ge, (size, p.assumes)),
+                                        f"Slice assumes dim {p.dim} has {p.assumes} or more positions"))
     index = slice(p.start or None, p.end, None if p.step == 1 else p.step)
     if p.dim >= 0:
         key = (slice(None),) * p.dim + (index,)

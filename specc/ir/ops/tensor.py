@@ -229,6 +229,7 @@ class SliceParams(OpParams):
     start: int = 0
     end: int | None = None
     step: Pos = 1
+    assumes: int | None = None  # inferred: the size a symbolic dim must reach for the inferred shape (checked at run time)
 
 
 def _slice_len(size: Dim, start: int, end: int | None, step: int) -> Dim:
@@ -251,13 +252,23 @@ def _slice(p: SliceParams, inputs):
     check(dims.is_static(size) or not (p.start < 0 <= (-1 if p.end is None else p.end)),
           f"Slice from {p.start} to {p.end} needs a fixed size at dim {p.dim} but its input is {x}: "
           "count both ends from the same side", arg="end", code="E0302")
-    return Inferred(p, (x.with_shape(x.shape[:d] + (_slice_len(size, p.start, p.end, p.step),)
-                                     + x.shape[d + 1:]),))
+    length = _slice_len(size, p.start, p.end, p.step)
+    if not dims.is_static(size) and length != 0:  # an empty slice is empty whatever the size
+        p = fill("Slice", p, "assumes", _reach(p.start, p.end), "positions at dim", "the slice")
+    return Inferred(p, (x.with_shape(x.shape[:d] + (length,) + x.shape[d + 1:]),))
+
+
+def _reach(start: int, end: int | None) -> int | None:
+    """The size a symbolic dim must have for `_slice_len`'s shape to hold: the farthest fixed end
+    (x[1:7]: 7; x[-3:]: 3; x[2:]: 2), or None where the length follows the size (x[:-1])."""
+    reach = max(start if start >= 0 else -start, end if end is not None and end >= 0 else 0)
+    return reach or None
 
 
 _op("Slice", SliceParams, _slice, "x[start:end:step] along `dim` (Python slicing rules); over a symbolic "
-    "size the inferred shape assumes the size reaches the slice's fixed ends (x[1:7] of N is 3 long for N >= 7).",
-    "x |> Slice(1, 0, 16)")
+    "size the inferred shape assumes the size reaches the slice's fixed ends (x[1:7] of N is 3 long for "
+    "N >= 7), which the compiled model checks.", "x |> Slice(1, 0, 16)",
+    positional=("dim", "start", "end", "step"), inferred=("assumes",))
 
 
 # --- Identity, ExpandAs, Positions ----------------------------------------------------------
