@@ -41,6 +41,10 @@ def is_yaml(path: str) -> bool:
     return path.lower().endswith(YAML_SUFFIXES)
 
 
+def is_dlspec(path: str) -> bool:
+    return path.lower().endswith(".dlspec")
+
+
 def _split_lines(path: str, text: str) -> list[str]:
     """A file's lines as its reader numbers them (not str.splitlines, which also breaks at \\f, \\x1c, ...):
     the dlspec lexer breaks only at `\\n`, PyYAML at `YAML_LINE_BREAKS`."""

@@ -493,3 +493,15 @@ def test_a_slice_shorter_than_its_inferred_shape_fails_at_the_slice(tmp_path):
     with pytest.raises(AssertionError, match="Slice assumes dim 0 has 7 or more positions") as err:
         model(torch.randn(2, 4))
     assert f'File "{path}", line 4, column 20, in M' in err.value.__notes__[0]
+
+
+@pytest.mark.parametrize("order", ["chunk first", "linear first"])
+def test_a_multi_output_ops_values_keep_their_own_ids(order, tmp_path):
+    """`s: Chunk` gives values s_0 and s_1; a layer named `s_0` must not take (or give) one of those ids."""
+    chunk, linear = "  a, b = x |> s: Chunk(2, dim = 1)\n", "  c = x |> s_0: Linear(2)\n"
+    body = chunk + linear if order == "chunk first" else linear + chunk
+    path = tmp_path / "m.dlspec"
+    path.write_text(f"model M {{\n  input x: float32[N, 4]\n{body}  y = a + c\n  output y\n}}\n")
+    model = specc.compile(path).model
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(model(x), x[:, :2] + model.s_0(x), rtol=0, atol=0)

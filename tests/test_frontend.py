@@ -239,3 +239,74 @@ def test_schema_is_valid_json_schema(capsys):
     doc = {"spec": 1, "models": {"M": {"inputs": {"x": "float32[N, 4]"}, "body": ["y = x |> Linear(2)"],
                                        "outputs": ["y"]}}}
     jsonschema.validate(doc, schema)
+
+
+def test_a_layer_written_in_an_argument_is_made_once(tmp_path):
+    """The first argument after the inputs is evaluated once, so a layer inside it is one layer (15 weights)."""
+    block = "block B(k) (x) {\n  return x |> Linear(k)\n}\n"
+    for use in ("a |> Linear(features(a |> Linear(3)))", "a |> B(features(a |> Linear(3)))"):
+        graph = _graph(f"{block}model M {{\n  input a: float32[N, 4]\n  y = {use}\n  output y\n}}\n", tmp_path)
+        assert graph.param_count == 2 * (4 * 3 + 3), use
+
+
+def test_a_list_of_tensors_is_not_an_argument(tmp_path):
+    found = _found("model M {\n  input a: float32[N, 4]\n  y = Concat([a, a], dim = 1)\n  output y\n}\n", tmp_path)
+    assert found == [("E0405", "expected a constant here, not a list of tensors", 3, 14)]
+
+
+def test_an_input_error_points_at_the_input_written_as_an_argument(tmp_path):
+    found = _found("model M {\n  input a: float32[N, 4]\n  input b: float32[N, 5]\n  y = MatMul(a, b |> ReLU)\n"
+                   "  output y\n}\n", tmp_path)
+    assert [(code, line, col) for code, _, line, col in found] == [("E0302", 4, 17)]  # at `b |> ReLU`, not `a`
+
+
+def test_a_name_under_a_unary_operator_is_reserved_for_its_layer(tmp_path):
+    graph = _graph("model M {\n  input x: float32[N, 4]\n  y = x |> Linear(3)\n  z = -(x |> linear_0: Linear(3))\n"
+                   "  output y, z\n}\n", tmp_path)
+    assert (graph.layers["linear_0"].span.line, graph.layers["linear_1"].span.line) == (4, 3)
+
+
+def test_check_judges_each_model_of_a_file_on_its_own(tmp_path):
+    """The expansion limit counts one model's expansions, and one model's error hides no other's tie error."""
+    many = "".join(f"model M{i} {{\n  input x: float32[N, 4]\n  y = x |> repeat 30000 {{ B }}\n  output y\n}}\n"
+                   for i in range(4))
+    assert _found("block B() (x) {\n  return x |> ReLU\n}\n" + many, tmp_path) == []
+    found = _found("model A {\n  input x: float32[N, 4]\n  y = x |> Foo\n  output y\n}\n"
+                   "model B {\n  input x: float32[N, 4]\n  y = x |> fc: Linear(3)\n  tie fc.weight = fc.nothing\n"
+                   "  output y\n}\n", tmp_path)
+    assert [(code, line) for code, _, line, _ in found] == [("E0402", 3), ("E0401", 9)]
+
+
+def test_an_unused_block_reports_what_a_use_would_after_a_failed_repeat(tmp_path):
+    block = "block B(k = 2) (x) {\n  h = x |> repeat 2 as i { Foo }\n  y = x |> Linear(i)\n  return y\n}\n"
+    model = "model M {\n  input x: float32[N, 4]\n  y = x |> %s\n  output y\n}\n"
+    unused = _found(block + model % "Linear(3)", tmp_path)
+    used = _found(block + model % "B", tmp_path)
+    assert [d[:2] for d in unused] == [d[:2] for d in used] == [
+        ("E0402", "unknown op or block `Foo`"), ("E0401", "`i` is not defined")]
+
+
+def test_ties_between_layers_that_exist_are_checked_beside_other_errors(tmp_path):
+    found = _found("model M {\n  input x: float32[N, 10]\n  a = x |> fc: Linear(5)\n  c = x |> emb\n"
+                   "  tie fc.weight = nothere.weight\n  tie fc.bias = fc.weight\n  output a\n}\n", tmp_path)
+    # `nothere` may be a layer whose statement failed: only the tie of two layers that exist is judged
+    assert [(code, line) for code, _, line, _ in found] == [("E0402", 4), ("E0308", 6)]
+
+
+def test_the_if_branch_a_build_skips_is_checked_as_an_unused_block_is(tmp_path):
+    block = ("block B(k = 0) (x) {\n  if k > 0 {\n    y = x |> Linear(k) |> %s\n  } else {\n    y = x |> fc: Linear(8)\n"
+             "  }\n  return y\n}\nmodel M {\n  input x: float32[N, 8]\n  y = x |> B\n  output y\n}\n")
+    assert _found(block % "Lnear(8)", tmp_path) == [("E0402", "unknown op or block `Lnear`", 3, 27)]
+    # skipped with k = 0, where Linear(0) would be wrong: only what holds whatever the values is judged
+    graph = _graph(block % "ReLU", tmp_path)
+    assert list(graph.layers) == ["b_0.fc"] and graph.symbols == ("N",)
+
+
+def test_a_section_or_model_in_error_hides_no_error_of_the_rest_of_the_file(tmp_path):
+    model_b = "model B {\n  input x: float32[N, 8]\n  y = x |> Lnear(3)\n  output y\n}\n"
+    found = _found("model A(w = 1, w = 2) {\n  input x: float32[N, 8]\n  output x\n}\n" + model_b +
+                   "train {\n  data synthetic {}\n  loss mse {}\n  early_stop { patience = \"three\" }\n}\n", tmp_path)
+    assert [(code, line) for code, _, line, _ in found] == [("E0208", 1), ("E0202", 13), ("E0402", 7)]
+    # an error in a block (or a constant, or an import) is one the models may depend on: reported alone
+    found = _found("block C(k, k) (x) {\n  return x\n}\n" + model_b, tmp_path)
+    assert [code for code, *_ in found] == ["E0208"]

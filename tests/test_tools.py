@@ -231,6 +231,11 @@ def test_fmt_usage_errors(tmp_path):
     assert main(["fmt", str(tmp_path / "m.yaml")]) == 2
 
 
+def test_fmt_takes_the_dlspec_suffix_in_any_case_as_check_does(tmp_path):
+    (tmp_path / "M.DLSPEC").write_text("spec 1\n")
+    assert main(["fmt", "--check", str(tmp_path / "M.DLSPEC")]) == 0
+
+
 def test_a_file_may_end_with_a_comment():
     assert _tree("spec 1\n# the end\n") == _tree("spec 1\n")
     assert _tree("spec 1\n# the end") == _tree("spec 1\n")

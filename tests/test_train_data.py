@@ -433,7 +433,7 @@ def test_token_ids_beyond_the_embedding_are_refused_at_load(tmp_path):
 
 @pytest.mark.parametrize("row, cells, col, label", [
     ("1,000,2,1", 4, 9, "extra cell"),  # an unquoted thousands separator: b would silently read 0
-    ("3,4", 2, 5, "missing cell"),
+    ("3,4", 2, 4, "missing cell"),  # just past the line's end
 ])
 def test_csv_row_with_other_than_the_headers_number_of_cells_is_located(tmp_path, row, cells, col, label):
     (tmp_path / "t.csv").write_text(f"a,b,y\n1,2,0\n{row}\n")
@@ -572,3 +572,11 @@ def test_csv_record_the_csv_module_refuses_is_located(tmp_path):
 def test_csv_lines_are_counted_across_a_quoted_line_break(tmp_path):
     d = _csv_error(tmp_path, 'a,b,y\n1,2,0\n"3\n",4,1\n5,oops,2\n')
     assert d.message == "column `b` of t.csv has a non-number 'oops' on line 5" and d.span.line == 5
+
+
+def test_csv_cell_after_quoted_cells_is_located_where_it_is_written(tmp_path):
+    (tmp_path / "t.csv").write_text('a,b,y\n1,2,0\n"3",oops,"1"\n')
+    with pytest.raises(SpecError) as err:
+        load(plan_of(tmp_path, CSV_SPEC))
+    (d,) = err.value.diagnostics
+    assert (d.span.line, d.span.col, d.span.end_col) == (3, 5, 9)

@@ -493,3 +493,27 @@ def test_specc_train_stops_before_anything_runs(tmp_path, capsys):
     assert "error[E0701]: the loss's output `logit` is not one of the model's outputs" in err
     assert f"error[E0702]: data file not found: {tmp_path / 'missing.csv'}" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_target_types_read_the_specs_constants_and_model_parameters(tmp_path):
+    path = tmp_path / "m.dlspec"
+    path.write_text("""spec 1
+
+K = 3
+
+model M(H = 2) {
+  input x: float32[N, 4]
+  y = x |> Linear(K * H)
+  output y
+}
+
+train {
+  data synthetic { samples = 64 }
+  targets { t = float32[N, K * H] }
+  loss mse {}
+}
+""")
+    assert errors(path) == []
+    spec = specc.load(path)
+    plan = make_plan(spec, build_ir(spec, params={"H": 5}))
+    assert str(plan.targets[0].type) == "float32[N, 15]"

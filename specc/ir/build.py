@@ -6,6 +6,7 @@ anything computed from a poisoned value is poisoned silently, so one mistake giv
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import keyword
 import math
@@ -117,27 +118,17 @@ def explicit_names(stmts) -> set[str]:
         elif isinstance(s, A.LayerList):
             for item in s.items:
                 stage(item)
+        elif isinstance(s, A.LayerCall):  # `x |> Linear(features(h |> fc: Linear(3)))`
+            expr(s.call)
 
     def expr(e):
+        if isinstance(e, A.Call) and e.layer_name:
+            found.add(e.layer_name)
         if isinstance(e, A.Pipe):
-            expr(e.source)
             for s in e.stages:
                 stage(s)
-        elif isinstance(e, A.Call):
-            if e.layer_name:
-                found.add(e.layer_name)
-            for a in e.args:
-                expr(a.value)
-        elif isinstance(e, A.BinOp):
-            expr(e.first)
-            for _, x in e.rest:
-                expr(x)
-        elif isinstance(e, (A.ListExpr,)):
-            for x in e.items:
-                expr(x)
-        elif isinstance(e, A.Cond):
-            expr(e.then)
-            expr(e.orelse)
+        for x in _subexpressions(e):
+            expr(x)
 
     for st in stmts:
         if isinstance(st, A.Assign):
@@ -217,7 +208,6 @@ class Builder:
         self._const_cache: dict[str, object] = {}
         self._const_busy: set[str] = set()
         self._copies = 1  # how many times the enclosing repeats run what is being expanded now
-        self._expansions = 0  # blocks expanded so far
         self._expanded: set[str] = set()  # blocks whose body a model ran (the others: check_unused_blocks)
         self._import(spec)
 
@@ -307,9 +297,15 @@ class Builder:
 
     def static(self, expr, scope: Scope):
         """Evaluate an expression that must not involve tensors."""
-        value = self.eval(expr, scope)
+        return self._refuse_tensors(self.eval(expr, scope), expr, scope)
+
+    def _refuse_tensors(self, value, expr, scope: Scope):
+        """`value` (of `expr`), refused if it is or holds a tensor."""
         if isinstance(value, Tensor):
             self.fail("E0405", "expected a constant here, not a tensor", expr.span, scope)
+        if isinstance(value, tuple) and any(isinstance(v, Tensor) for v in value):
+            self.fail("E0405", "expected a constant here, not a list of tensors", expr.span, scope,
+                      help="pass tensors as inputs, one by one: `Concat(a, b, dim = 1)`")
         return value
 
     # ---- the model ----
@@ -330,7 +326,9 @@ class Builder:
         self.layers: dict[str, Layer] = {}
         self.ties: list[Tie] = []
         self.symbols: set[str] = set()
-        self.node_ids: set[str] = set()
+        self.used_ids: set[str] = set()  # node and value ids
+        self._expansions = 0  # blocks expanded in this model (check builds every model of a file)
+        errors_before = len(self.diagnostics)
         scope = Scope("", {}, reserved=explicit_names(model.body))
         if name in EMITTED_NAMES:
             self.error("E0412", f"`{name}` cannot name a model: the Python generated for it (`specc emit --python`) "
@@ -366,7 +364,7 @@ class Builder:
             if ttype is None:
                 scope.values[iname] = POISON
                 continue
-            vid = self._value_id(iname, scope)
+            vid = self._fresh_id(iname)
             self.values[vid] = Value(vid, ttype, texpr.span)
             scope.values[iname] = Tensor(vid, ttype)
             inputs.append(vid)
@@ -386,13 +384,22 @@ class Builder:
                 output_names.append(oname)
             elif value is not POISON:
                 self.error("E0405", f"output `{oname}` is {type_name(value)}, not a tensor", span)
-        if not self.diagnostics:  # after other errors, layers may be missing for good reason
-            self._check_ties()
+        self._check_ties(complete=len(self.diagnostics) == errors_before)
         graph = Graph(name, tuple(inputs), tuple(outputs), self.values, tuple(self.nodes), self.layers,
                       tuple(self.ties), tuple(sorted(self.symbols)), self.spec.span("models", name, "span"),
-                      tuple(output_names))
+                      tuple(output_names), self._sizes(model, scope))
         self._check_size(graph, name)
         return graph
+
+    def _sizes(self, model, scope: Scope) -> dict[str, int]:
+        """The whole numbers the spec may name outside the model's body (the train section's target
+        types): the model's parameters and the constants it sees. A constant with an error is left out
+        quietly here; `check` evaluates every constant of the file and reports it."""
+        reported = len(self.diagnostics)
+        values = {name: self.constant(name) for name in self.library.constants}
+        del self.diagnostics[reported:]
+        values.update((name, scope.values.get(name)) for name in model.params)
+        return {name: v for name, v in values.items() if isinstance(v, int) and not isinstance(v, bool)}
 
     def _check_size(self, graph: Graph, name: str) -> None:
         count = graph.param_count
@@ -404,7 +411,9 @@ class Builder:
                        self.spec.span("models", name), label="too large", notes=notes,
                        help="nothing was allocated; shrink the model or raise the limit with --max-params")
 
-    def _check_ties(self) -> None:
+    def _check_ties(self, complete: bool) -> None:
+        """`complete`: the model has no other error, so a parameter a tie names that no layer has is
+        an error (after one, the layer may be missing for that error's sake)."""
         shapes = {}
         for layer in self.layers.values():
             for pname, shape in OPS[layer.op].param_shapes(layer.params).items():
@@ -414,7 +423,9 @@ class Builder:
         for tie in self.ties:
             missing = next((key for key in (tie.target, tie.source) if key not in shapes), None)
             if missing is not None:
-                self.error("E0401", f"`tie`: no parameter `{missing}`", tie.span, help=_did_you_mean(missing, shapes))
+                if complete:
+                    self.error("E0401", f"`tie`: no parameter `{missing}`", tie.span,
+                               help=_did_you_mean(missing, shapes))
             elif tie.target == tie.source:
                 self.error("E0308", f"cannot tie `{tie.target}` to itself", tie.span)
             elif tie.target in sources:
@@ -484,6 +495,7 @@ class Builder:
                 branch = truth(test, "an `if` condition")
             except EvalError as err:
                 self.fail("E0405", err.message, stmt.test.span, scope)
+            self._check_branch_not_taken(stmt.orelse if branch else stmt.body, scope)
             self.run_body(stmt.body if branch else stmt.orelse, scope)
         elif isinstance(stmt, A.Tie):
             self.ties.append(Tie(scope.prefix + stmt.target, scope.prefix + stmt.source, stmt.span))
@@ -494,6 +506,21 @@ class Builder:
         elif isinstance(stmt, A.Output):
             self.fail("E0409", "`output` belongs in a model; a block gives its results with `return`",
                       stmt.span, scope)
+
+    def _check_branch_not_taken(self, stmts, scope: Scope) -> None:
+        """Check the `if` branch this build skips as a block no model uses is checked, every value
+        unknown: a misspelt op there fails `check` whatever the parameters. What it names stays out
+        of the model (its layer names, automatic names and symbols)."""
+        if not stmts:
+            return
+        unknown = Scope(scope.prefix, dict.fromkeys(scope.values, POISON), scope.layers.new_child(),
+                        scope.reserved, dict(scope.counters), scope.notes, scope.block, scope.depth)
+        tensors = {name for name, v in scope.values.items() if isinstance(v, Tensor) or v is POISON}
+        symbols = set(self.symbols)
+        try:
+            self._generic_body(stmts, unknown, tensors)
+        finally:
+            self.symbols = symbols
 
     def _check_annotation(self, stmt: A.Assign, value, scope: Scope) -> None:
         if value is POISON:
@@ -759,8 +786,7 @@ class Builder:
 
     def _expand_repeat(self, rep: A.Repeat, count: int, inputs, scope: Scope, sub: Scope):
         value = inputs[0] if len(inputs) == 1 else tuple(inputs)  # `repeat 0` passes its input through
-        shadowed = {rep.var: scope.values[rep.var]} if rep.var in scope.values else {}
-        try:
+        with _index_of_repeat(scope.values, rep.var):
             for i in range(count):
                 if rep.var:
                     scope.values[rep.var] = i
@@ -772,10 +798,6 @@ class Builder:
                     for j, st in enumerate(rep.stages):
                         value = self.apply_stage(st, _as_list(value), inner,
                                                  None if isinstance(st, A.Named) else str(j), None)
-        finally:  # the index belongs to the repeat: after it, its name means what it meant before
-            if rep.var:
-                scope.values.pop(rep.var, None)
-                scope.values.update(shadowed)
         return value
 
     # ---- layers ----
@@ -828,20 +850,28 @@ class Builder:
                               if scope.layers[func] in self.layers else f"drop `{name}:`")
                 return self.reuse_layer(scope.layers[func], call, inputs, scope)
             self._not_an_op(func, call, scope)
-        # leading tensor arguments are inputs (`Concat(a, b, dim = 1)`); the rest are the op's arguments
-        tensors, args = list(inputs), list(call.args)
-        while args and args[0].name is None:
-            v = self.eval(args[0].value, scope)
-            if isinstance(v, Tensor) or v is POISON:
-                tensors.append(v)
-                args.pop(0)
-            else:
-                break
-        kwargs, arg_spans, init = self.op_arguments(op, call, args, scope)
+        tensors, input_spans, positional = self.split_positional(call, inputs, scope)
+        kwargs, arg_spans, init = self.op_arguments(op, call, positional, scope)
         if any(t is POISON for t in tensors):
             return POISON
         path = self._layer_path(name, name_span, func, scope)
-        return self.apply_op(func, call, tensors, kwargs, scope, path, arg_spans, init)
+        return self.apply_op(func, call, tensors, kwargs, scope, path, arg_spans, init, input_spans)
+
+    def split_positional(self, call: A.Call, inputs: list, scope: Scope):
+        """The call's tensor inputs: `inputs` (piped in), then its leading positional arguments that are
+        tensors (`Concat(a, b, dim = 1)`); their spans (None where piped); and its other positional
+        arguments as (argument, value). Each is evaluated once: a layer written in one is made once."""
+        tensors, spans, rest = list(inputs), [None] * len(inputs), []
+        for a in call.args:
+            if a.name is not None:
+                continue
+            value = self.eval(a.value, scope)
+            if not rest and (isinstance(value, Tensor) or value is POISON):
+                tensors.append(value)
+                spans.append(a.span)
+            else:
+                rest.append((a, self._refuse_tensors(value, a.value, scope)))
+        return tensors, spans, rest
 
     def _not_an_op(self, func: str, call: A.Call, scope: Scope):
         """Fail for a call of `func`, which is no block or op (nor a layer applied again without arguments)."""
@@ -856,24 +886,24 @@ class Builder:
         self.fail("E0402", f"unknown op or block `{func}`", call.func_span, scope, label="not defined",
                   help=_did_you_mean(func, candidates))
 
-    def op_arguments(self, op, call: A.Call, args: list, scope: Scope):
-        """Map the call's arguments onto the op's parameters (positional as torch, or without the input size)."""
-        positional = [a for a in args if a.name is None]
-        keywords = [a for a in args if a.name is not None]
+    def op_arguments(self, op, call: A.Call, positional: list, scope: Scope):
+        """Map the call's arguments onto the op's parameters (positional as torch, or without the input size):
+        `positional` as (argument, value), the keyword ones from the call."""
+        keywords = [a for a in call.args if a.name is not None]
         required = [f for f in op.positional if f not in op.inferred and op.params.model_fields[f].is_required()]
         order = list(op.positional)
         if not (len(positional) > len(required) and order and order[0] in op.inferred):
             order = [f for f in order if f not in op.inferred]
         if len(positional) > len(order):
-            extra = positional[len(order)]
+            extra, _ = positional[len(order)]
             by_name = [f for f in op.params.model_fields if f not in order and f not in op.inferred]
             self.fail("E0407", f"{op.name} takes at most {len(order)} positional argument"
                       f"{'s' if len(order) != 1 else ''} ({', '.join(order) or 'none'})", extra.span, scope,
                       label="one too many", help=f"pass the others by name, e.g. `{by_name[0]} = ...`" if by_name
                       else f"e.g. {op.example}" if op.example else None)
         kwargs, spans, init = {}, {}, None
-        for field_name, a in zip(order, positional):
-            kwargs[field_name], spans[field_name] = self.static(a.value, scope), a.span
+        for field_name, (a, value) in zip(order, positional):
+            kwargs[field_name], spans[field_name] = value, a.span
         for a in keywords:
             if a.name == "init":
                 init, spans["init"] = self._init_arg(a, scope), a.span
@@ -931,7 +961,7 @@ class Builder:
         return init
 
     def apply_op(self, func: str, call, tensors: list, kwargs: dict, scope: Scope, path: str | None,
-                 arg_spans: dict | None = None, init: dict | None = None):
+                 arg_spans: dict | None = None, init: dict | None = None, input_spans: list = ()):
         op = OPS[func]
         arg_spans = arg_spans or {}
         try:
@@ -966,7 +996,8 @@ class Builder:
                       call.span, scope)
         if path is None:
             path = self._layer_path(None, None, func, scope)
-        return self._infer(op, params, tensors, call, scope, path, arg_spans, init, layer_exists=False)
+        return self._infer(op, params, tensors, call, scope, path, arg_spans, init, layer_exists=False,
+                           input_spans=input_spans)
 
     def reuse_layer(self, path: str, where, inputs: list, scope: Scope):
         """Apply an existing layer again: the same parameters (shared weights)."""
@@ -982,28 +1013,34 @@ class Builder:
             return POISON
         return self._infer(OPS[layer.op], layer.params, inputs, where, scope, path, {}, None, layer_exists=True)
 
-    def _infer(self, op, params, tensors, call, scope, path, arg_spans, init, layer_exists):
+    def _infer(self, op, params, tensors, call, scope, path, arg_spans, init, layer_exists, input_spans=()):
+        """The op's outputs for these inputs, added to the graph; `input_spans`: where each input is written
+        as an argument (None, or no entry, where it is piped in)."""
+        def input_span(index: int):
+            return input_spans[index] if index < len(input_spans) else None
+
         types = tuple(t.type for t in tensors)
         try:
             result = op.infer(params, types)
         except OpError as err:
             span = arg_spans.get(err.arg) if err.arg else None
-            if span is None and err.input is not None and hasattr(call, "args"):
-                span = self._input_span(call, err.input, len(tensors), scope)
+            if span is None and err.input is not None:
+                span = input_span(err.input)
             help_ = err.help
             if err.code == "E0301" and err.arg in op.inferred and not layer_exists and isinstance(call, A.Call):
                 fixed = tuple(a for a in call.args if a.span != arg_spans.get(err.arg))
                 help_ = f"drop the input size; specc infers it: {unparse.call(call.func, fixed)}"
             label = err.label or (f"input is {_shape_text(types[0])}" if types and err.code == "E0301" else "")
             self.fail(err.code, err.message, span or getattr(call, "span", None), scope, label=label, help=help_)
-        self._check_input_dtypes(op, result.params, tensors, call, scope)
+        self._check_input_dtypes(op, result.params, tensors, [input_span(i) for i in range(len(tensors))],
+                                 call, scope)
         if init:
             self._check_init_fits(op, result.params, init, arg_spans.get("init"), scope)
         if len(self.nodes) >= MAX_NODES:
             self.fail("E0602", f"the model expands to more than {MAX_NODES:,} layers", call.span, scope)
         if not layer_exists:
             self.layers[path] = Layer(path, op.name, result.params, call.span, init, scope.block)
-        node_id = self._node_id(path)
+        node_id = self._fresh_id(path.replace(".", "_"))
         outs = []
         if op.outputs_weight:
             result = replace(result, outputs=tuple(TensorType(self.weight_dtype, t.shape) for t in result.outputs))
@@ -1013,7 +1050,7 @@ class Builder:
                 self.fail("E0602", f"{op.name} would make {t}: more elements than int64 can count",
                           getattr(call, "span", None), scope)
         for i, t in enumerate(result.outputs):
-            vid = node_id if len(result.outputs) == 1 else f"{node_id}_{i}"
+            vid = node_id if len(result.outputs) == 1 else self._fresh_id(f"{node_id}_{i}")
             self.values[vid] = Value(vid, t, call.span)
             outs.append(Tensor(vid, t))
         try:
@@ -1024,7 +1061,7 @@ class Builder:
                                call.span, scope.notes, macs))
         return outs[0] if len(outs) == 1 else tuple(outs)
 
-    def _check_input_dtypes(self, op, params, tensors, call, scope: Scope) -> None:
+    def _check_input_dtypes(self, op, params, tensors, spans, call, scope: Scope) -> None:
         """A layer with weights computes in their dtype, the model's one (its inputs' floating-point dtype,
         or float32 where they differ): torch refuses a floating-point input of another dtype, except that
         its norms take half-precision inputs to float32 weights (and give half-precision outputs)."""
@@ -1034,9 +1071,8 @@ class Builder:
             half_to_norm = op.category == "norm" and self.weight_dtype == "float32" and \
                 t.type.dtype in ("float16", "bfloat16")
             if t.type.dtype in FLOAT_DTYPES and t.type.dtype != self.weight_dtype and not half_to_norm:
-                span = self._input_span(call, i, len(tensors), scope) if hasattr(call, "args") else None
                 self.fail("E0306", f"{op.name} has {self.weight_dtype} weights, the model's dtype, but its input "
-                          f"is {t.type.dtype}", span or getattr(call, "span", None), scope,
+                          f"is {t.type.dtype}", spans[i] or getattr(call, "span", None), scope,
                           label=f"input is {t.type.dtype}", help="a model's weights take its inputs' floating-point "
                           "dtype when they agree on one (float32 otherwise): declare them in one dtype")
 
@@ -1051,33 +1087,15 @@ class Builder:
                       f"but {op.name}'s is {list(weight)}", span, scope,
                       help="use normal, trunc_normal, zeros, ones or constant here")
 
-    def _input_span(self, call, index: int, n: int, scope: Scope):
-        """The span of the call's `index`-th tensor input, when it is written as an argument (not piped)."""
-        positional = [a for a in call.args if a.name is None]
-        written = 0  # the leading positional arguments that name tensors are inputs (`Concat(a, b)`)
-        while written < len(positional) and isinstance(positional[written].value, A.Name) \
-                and isinstance(scope.values.get(positional[written].value.id), Tensor):
-            written += 1
-        i = index - (n - written)
-        return positional[i].span if 0 <= i < written else None
-
-    def _node_id(self, path: str) -> str:
-        base = path.replace(".", "_")
-        node_id, n = base, 1
-        while node_id in self.node_ids:
-            node_id = f"{base}_{n}"
+    def _fresh_id(self, base: str) -> str:
+        """`base`, or `base_1`, `base_2`, ... where it is taken: node and value ids share one namespace
+        (a multi-output op's values are `<node>_0`, `<node>_1`, which a layer `<node>_0` must not take)."""
+        fresh, n = base, 1
+        while fresh in self.used_ids:
+            fresh = f"{base}_{n}"
             n += 1
-        self.node_ids.add(node_id)
-        return node_id
-
-    def _value_id(self, name: str, scope: Scope) -> str:
-        base = (scope.prefix.replace(".", "_") + name) if scope.prefix else name
-        vid, n = base, 1
-        while vid in self.values or vid in self.node_ids:
-            vid = f"{base}_{n}"
-            n += 1
-        self.node_ids.add(vid)
-        return vid
+        self.used_ids.add(fresh)
+        return fresh
 
     # ---- blocks ----
     def expand_block(self, func: str, call: A.Call, inputs: list, scope: Scope, name, name_span):
@@ -1091,14 +1109,7 @@ class Builder:
                 self.error("E0602", f"the model expands blocks more than {MAX_NODES:,} times "
                            f"(does `{func}` use itself?)", call.span, scope)
             raise StmtError()
-        tensors = list(inputs)
-        positional = [a for a in call.args if a.name is None]
-        while positional:
-            v = self.eval(positional[0].value, scope)
-            if not (isinstance(v, Tensor) or v is POISON):
-                break
-            tensors.append(v)
-            positional.pop(0)
+        tensors, _, positional = self.split_positional(call, inputs, scope)
         values = self.block_arguments(func, block, call, positional, scope)
         if len(tensors) != len(block.inputs):
             self.fail("E0408", f"block {func} takes {len(block.inputs)} tensor input"
@@ -1129,15 +1140,13 @@ class Builder:
         return result[0] if len(result) == 1 else result
 
     def block_arguments(self, func: str, block, call: A.Call, positional: list, scope: Scope) -> dict:
-        """The block parameters a call gives: `positional` (its arguments after the tensor inputs) and
-        its keyword arguments, by parameter name."""
-        values = {}
+        """The block parameters a call gives: `positional` (its arguments after the tensor inputs, as
+        (argument, value)) and its keyword arguments, by parameter name."""
         pnames = list(block.params)
         if len(positional) > len(pnames):
             self.fail("E0407", f"block {func} takes {len(pnames)} parameter{'s' if len(pnames) != 1 else ''} "
-                      f"({', '.join(pnames) or 'none'})", positional[len(pnames)].span, scope)
-        for pname, a in zip(pnames, positional):
-            values[pname] = self.static(a.value, scope)
+                      f"({', '.join(pnames) or 'none'})", positional[len(pnames)][0].span, scope)
+        values = {pname: value for pname, (_, value) in zip(pnames, positional)}
         for a in call.args:
             if a.name is None:
                 continue
@@ -1220,16 +1229,13 @@ class Builder:
             if name is not None:
                 self._check_layer_name(name, name_span, scope)
             var = stage.var if isinstance(stage, A.Repeat) else None
-            shadowed = {var: scope.values[var]} if var in scope.values else {}
-            if isinstance(stage, A.Repeat):
-                self.eval(stage.count, scope)
-                if var:
-                    scope.values[var] = POISON
-            for item in stage.items if isinstance(stage, A.LayerList) else stage.stages:
-                self._generic_stage(item, scope, tensors, None, None)
-            if var:  # the index belongs to the repeat, as in `_expand_repeat`
-                scope.values.pop(var)
-                scope.values.update(shadowed)
+            with _index_of_repeat(scope.values, var):
+                if isinstance(stage, A.Repeat):
+                    self.eval(stage.count, scope)
+                    if var:
+                        scope.values[var] = POISON
+                for item in stage.items if isinstance(stage, A.LayerList) else stage.stages:
+                    self._generic_stage(item, scope, tensors, None, None)
             if name is not None:
                 scope.layers[name] = scope.prefix + name
 
@@ -1245,21 +1251,34 @@ class Builder:
             self._not_an_op(func, call, scope)
         if name is None:
             self._layer_path(None, None, func, scope)  # its automatic name, which may be applied again
-        args = list(call.args)
+        positional = [a for a in call.args if a.name is None]
+        while positional and _may_be_tensor(positional[0].value, tensors):  # the tensor inputs lead
+            self._generic_expr(positional.pop(0).value, scope, tensors)
         if func in self.library.blocks:
-            args = [a for a in args if a.name is None]  # a block's tensor arguments lead its positional ones
-        while args and args[0].name is None and _may_be_tensor(args[0].value, tensors):
-            self._generic_expr(args.pop(0).value, scope, tensors)
-        if func in self.library.blocks:
-            self.block_arguments(func, self.library.blocks[func][0], call, args, scope)
+            self.block_arguments(func, self.library.blocks[func][0], call,
+                                 [(a, self.static(a.value, scope)) for a in positional], scope)
         else:
             reported = len(self.diagnostics)
             try:
-                self.op_arguments(OPS[func], call, args, scope)
+                self.op_arguments(OPS[func], call, [(a, self.static(a.value, scope)) for a in positional], scope)
             except StmtError:
                 if len(self.diagnostics) > reported:
                     raise
                 # else: an argument is unknown here; the op validates its values where the block is used
+
+
+@contextlib.contextmanager
+def _index_of_repeat(values: dict, var: str | None):
+    """Undo what the body binds to a repeat's index `var`: the index belongs to the repeat, and after it
+    (or after an error in it) the name means what it meant before."""
+    had, before = var in values, values.get(var)
+    try:
+        yield
+    finally:
+        if var:
+            values.pop(var, None)
+            if had:
+                values[var] = before
 
 
 def _returns(stmt) -> list:
@@ -1369,6 +1388,8 @@ def _is_number(v) -> bool:
 
 
 def _show(v) -> str:
+    if isinstance(v, Tensor):
+        return f"a tensor {v.type}"
     return unparse.literal(v) if isinstance(v, (int, float, str, bool, tuple, type(None))) else str(v)
 
 

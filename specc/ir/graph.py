@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Mapping
 
@@ -71,10 +71,11 @@ class Graph:
     symbols: tuple[str, ...] = ()
     span: SourceSpan | None = None
     output_names: tuple[str, ...] = ()  # the spec's names for `outputs` (`output logits`)
+    sizes: Mapping[str, int] = field(default_factory=dict)  # the model's whole-number params and constants
 
     def __post_init__(self):
-        object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
-        object.__setattr__(self, "layers", MappingProxyType(dict(self.layers)))
+        for name in ("values", "layers", "sizes"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     def __reduce__(self):  # a MappingProxyType cannot be pickled or deep-copied: rebuild from plain dicts
         values = (getattr(self, f.name) for f in fields(self))

@@ -50,6 +50,7 @@ from lark.exceptions import UnexpectedInput
 
 from ..errors import Failed, UsageError
 from ..io import write_text_atomic
+from ..source import is_dlspec
 from ..frontend import ast as A
 from ..frontend.parse import Newlines, _cache_file, grammar_path, lark_options, parse
 from ..frontend.transform import to_ast
@@ -618,7 +619,7 @@ def _files(paths) -> list[str]:
     for path in expand_paths(paths):
         if not os.path.exists(path):
             raise UsageError(f"no such file or folder: {path}")
-        if path.endswith(".dlspec"):
+        if is_dlspec(path):
             files.append(path)
         elif path in map(str, paths):
             raise UsageError(f"{path}: fmt formats .dlspec files (`specc convert` turns YAML into .dlspec)")

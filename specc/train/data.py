@@ -26,7 +26,7 @@ from ..errors import Diagnostic, SpecError
 from ..io import machine_memory
 from ..ir import dims as D
 from ..ir.types import FLOAT_DTYPES, INT_DTYPES, TensorType
-from ..source import SourceSpan, register_source
+from ..source import SourceSpan, register_source, source_line
 
 DIGITS_PIXELS = 64
 DIGITS_CLASSES = 10
@@ -829,10 +829,20 @@ def _refuse_cell(bad, where: tuple, problem: str, label: str, help: str | None =
 
 
 def _cell_span(path: Path, row, col: int, line: int, delimiter: str) -> SourceSpan:
+    """Cell `col` of the row that starts on `line`, as written (quotes included); past the row's last
+    cell, the end of the line."""
     register_source(str(path), path.read_text(encoding=CSV_ENCODING))
-    start = sum(len(c) + len(delimiter) for c in row[:col]) + 1
-    width = len(row[col]) if col < len(row) else 1
-    return SourceSpan(str(path), line, start, line, start + max(1, width))
+    text = source_line(str(path), line) or ""
+    starts, quoted = [0], False  # where each cell starts in the line (a quoted delimiter is the cell's text)
+    for i, ch in enumerate(text):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == delimiter and not quoted:
+            starts.append(i + 1)
+    if col >= len(starts):
+        return SourceSpan(str(path), line, len(text) + 1, line, len(text) + 2)
+    end = starts[col + 1] - 1 if col + 1 < len(starts) else len(text)
+    return SourceSpan(str(path), line, starts[col] + 1, line, max(end, starts[col] + 1) + 1)
 
 
 # ---- split and normalisation ----------------------------------------------------------------

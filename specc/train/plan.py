@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 from ..errors import Diagnostic, Failed, SpecError
 from ..ir import dims as D
@@ -107,8 +108,8 @@ def check_plan(spec, ir) -> tuple[TrainingPlan | None, list[Diagnostic]]:
 
 
 # ---- target types ---------------------------------------------------------------------------
-def parse_tensor_type(text: str, file: str) -> TensorType:
-    """`int64[N]` -> TensorType; raises ValueError with a message."""
+def parse_tensor_type(text: str, file: str, sizes: Mapping[str, int] = MappingProxyType({})) -> TensorType:
+    """`int64[N]` -> TensorType, a name in `sizes` read as its value; raises ValueError with a message."""
     from ..frontend import ast as A
     from ..frontend.parse import parse
     from ..frontend.transform import to_ast
@@ -121,22 +122,22 @@ def parse_tensor_type(text: str, file: str) -> TensorType:
         raise ValueError(f"`{text}` is not a tensor type such as int64[N] or float32[N, 10]")
     if node.dtype not in DTYPES:
         raise ValueError(f"unknown dtype `{node.dtype}`" + _suggest(node.dtype, DTYPES))
-    return TensorType(node.dtype, tuple(_dim(d) for d in node.dims))
+    return TensorType(node.dtype, tuple(_dim(d, sizes) for d in node.dims))
 
 
-def _dim(expr):
+def _dim(expr, sizes: Mapping[str, int]):
     from ..frontend import ast as A
     from ..ir.evaluate import EvalError, binary, is_dim
 
     if isinstance(expr, A.Literal) and is_dim(expr.value) and expr.value >= 0:
         return expr.value
     if isinstance(expr, A.Name):
-        return D.Sym.var(expr.id)
+        return sizes[expr.id] if expr.id in sizes else D.Sym.var(expr.id)
     if isinstance(expr, A.BinOp):
-        value = _dim(expr.first)
+        value = _dim(expr.first, sizes)
         for op, operand in expr.rest:
             try:
-                value = binary(op, value, _dim(operand))
+                value = binary(op, value, _dim(operand, sizes))
             except EvalError as err:
                 raise ValueError(err.message) from None
         return value
@@ -258,7 +259,7 @@ class _Checker:
         slots = []
         for name, text in self.cfg.targets.items():
             try:
-                ttype = parse_tensor_type(text, self.spec.path)
+                ttype = parse_tensor_type(text, self.spec.path, self.ir.sizes)
             except ValueError as err:
                 self.error(f"target `{name}`: {err}", "targets", name, label="not a tensor type")
                 continue
