@@ -158,16 +158,18 @@ def _check_file(path: str, max_params: int):
     from .frontend.load import load_file
 
     try:
-        spec = load_file(path)
+        spec, found = load_file(path), []
     except SpecError as err:
-        return err.diagnostics, {}
+        if err.sound_part is None:
+            return err.diagnostics, {}
+        spec, found = err.sound_part, list(err.diagnostics)  # and the errors of the rest of the file
     try:
         graphs, diagnostics = build_all(spec, max_params=max_params)
     except Failed as failed:
-        return [failed.diagnostic], {}
+        return found + [failed.diagnostic], {}
     if spec.train is not None:
         diagnostics = list(diagnostics) + [_missing_data_warns(d) for d in train_diagnostics(spec, graphs, diagnostics)]
-    return diagnostics, graphs
+    return found + diagnostics, graphs if not found else {}
 
 
 def _missing_data_warns(d: Diagnostic) -> Diagnostic:

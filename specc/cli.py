@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from .errors import REPORT_URL, SpecError, UsageError
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE, as a shell reports a writer its reader left
 
 
 def _positive_int(text: str) -> int:
@@ -225,6 +226,9 @@ def _interrupted_during(err: BaseException) -> KeyboardInterrupt | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 (Linux allows them) prints as its bytes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -242,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt as err:
         return _stopped(err)
-    except BrokenPipeError:
-        return EXIT_OK
+    except BrokenPipeError:  # the reader stopped early (`| head`): end as a Unix tool killed by SIGPIPE does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return EXIT_BROKEN_PIPE
     except ModuleNotFoundError as err:
         package = (err.name or "").partition(".")[0]
         if package not in EXTRAS:

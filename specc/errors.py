@@ -101,6 +101,9 @@ class SpecError(Exception):
     """Raised by `load`/`compile` when a spec has errors; `.diagnostics` holds all of them."""
 
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    # the file less its models and sections in error, when that still is a valid spec: `check` goes on
+    # with it, to report the errors of the rest of the file too
+    sound_part: object = None
 
     def __str__(self) -> str:
         return "\n\n".join(d.render() for d in self.diagnostics)

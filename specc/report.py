@@ -50,12 +50,15 @@ def github(diagnostics: list[Diagnostic], files: int) -> str:
 
 
 def _uri(path: str) -> str:
-    """A file path as a SARIF artifact URI: relative paths percent-encoded with `/`, absolute ones file:// URIs."""
+    """A file path as a SARIF artifact URI: relative paths percent-encoded with `/`, absolute ones file:// URIs.
+    The file name's bytes are encoded, so a name that is not UTF-8 (which Linux allows) has a URI too."""
     import os
     from pathlib import Path
     from urllib.parse import quote
 
-    return Path(path).as_uri() if os.path.isabs(path) else quote(path.replace("\\", "/"))
+    if not os.path.isabs(path):
+        return quote(os.fsencode(path.replace("\\", "/")))
+    return Path(path).as_uri() if os.name == "nt" else "file://" + quote(os.fsencode(path))
 
 
 def sarif(diagnostics: list[Diagnostic], files: int) -> str:

@@ -3,6 +3,8 @@ and SARIF reports of odd file names, wide characters and line breaks."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,6 +154,20 @@ def test_sarif_of_odd_file_names(capsys):
                     "new%0Aline.dlspec"]]
     assert run["results"][0]["message"]["text"] == \
         "unknown op or block `Lineer` (not defined)\nhelp: did you mean `Linear`?"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a file name that is not UTF-8 needs a file system that allows one")
+def test_every_format_reports_a_file_whose_name_is_not_utf8(capsysbinary):
+    name = os.fsdecode(b"bad\xffname.dlspec")  # Python's stand-in for the byte: a lone surrogate
+    write(name)
+    for form in report.FORMATS:
+        assert main(["check", "--format", form, name]) == 1, form
+        out = capsysbinary.readouterr().out
+        if form == "sarif":
+            uri = json.loads(out)["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+            assert uri == {"uri": "bad%FFname.dlspec"}
+        else:
+            assert b"bad\xffname.dlspec" in out or form == "json", (form, out)
 
 
 def test_every_format_reports_nothing_wrong_alike(capsys):

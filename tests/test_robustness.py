@@ -1,11 +1,13 @@
 """No input, however broken, ends in a traceback: truncated and byte-mutated versions of every
 spec in specs/ give exit code 0 or 1, and every error message is located."""
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import specc
+from specc.checker import INTERNAL_ERROR
 from specc.errors import Diagnostic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,19 +34,29 @@ def _variants(text: str, rng: random.Random, count: int):
 
 def test_mutated_specs_never_crash(tmp_path):
     rng = random.Random(1234)
+    shutil.copytree(ROOT / "specs" / "std", tmp_path / "std")  # the imports resolve: their blocks are checked too
     n = 0
     for spec in SPECS:
-        (tmp_path / "std").mkdir(exist_ok=True)
         for i, variant in enumerate(_variants(spec.read_text(), rng, 25)):
             path = tmp_path / f"{spec.stem}_{i}.dlspec"
             path.write_bytes(variant)
             diagnostics = specc.check([str(path)])  # must not raise
             for d in diagnostics:
                 assert isinstance(d, Diagnostic)
-                assert d.span is not None, d.render()
+                assert d.code != INTERNAL_ERROR and d.span is not None, d.render()
                 d.render()
             n += 1
     assert n >= 25 * len(SPECS) > 0
+
+
+def test_the_mutation_test_would_see_an_internal_error(monkeypatch, tmp_path):
+    """check() reports a crash as a diagnostic (E0999), which the mutation test refuses."""
+    import specc.checker
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(specc.checker, "build_all", crash)
+    assert [d.code for d in specc.check([str(ROOT / "specs" / "digits_cnn.dlspec")])] == [INTERNAL_ERROR]
 
 
 def test_cli_exit_codes_on_mutations(tmp_path):
@@ -111,6 +123,15 @@ def test_yaml_values_their_explicit_tag_refuses_are_located_errors(tmp_path):
             assert err.diagnostics[0].span.line == 1
         else:
             raise AssertionError(f"{text!r} was accepted")
+
+
+def test_output_cut_short_by_its_reader_is_not_success():
+    """`specc check bad/ | head -1`: the status of a writer its reader left (128 + SIGPIPE), never 0."""
+    process = subprocess.Popen([sys.executable, "-m", "specc", "check", str(ROOT / "tests" / "diagnostics" / "err")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before it writes a line
+    assert process.wait() == 141 and process.stderr.read() == b""
+    process.stderr.close()
 
 
 def test_cli_usage_problems_exit_2_with_one_line(tmp_path):

@@ -78,19 +78,44 @@ def load_text(text: str, file: str) -> Spec:
         if failed.diagnostic.code.startswith("E01") and not is_yaml(file):  # a syntax error
             found += later_syntax_errors(text, file, failed.diagnostic)
         raise SpecError(found) from None
-    spec = None
     try:
         spec = Spec.model_validate(doc)
     except ValidationError as err:
         diagnostics += schema_diagnostics(err, doc, source_map, file)
     if diagnostics:
-        raise SpecError(diagnostics)
+        raise SpecError(diagnostics, sound_part=_sound_part(doc, source_map, diagnostics, text, file))
+    return _finished(spec, source_map, text, file)
+
+
+def _finished(spec: Spec, source_map: dict, text: str, file: str) -> Spec:
     spec._path = file
     if not file.startswith("<"):  # "<memory>", "<--set>": no file
         spec._folder = str(Path(file).resolve().parent)
     spec._source_map = source_map
     spec._text_hash = hashlib.sha256(text.encode()).hexdigest()
     return spec
+
+
+def _sound_part(doc: dict, source_map: dict, diagnostics: list[Diagnostic], text: str, file: str) -> Spec | None:
+    """The spec without the models and the train or export sections that hold these errors (each is
+    placed in the top-level item that starts last before it), or None when an error is elsewhere
+    (a block, a constant, an import: the rest of the file depends on those) or the rest is no spec."""
+    starts = sorted((span.line, span.col, path) for path, span in source_map.items()
+                    if len(path) == 1 or (len(path) == 2 and path[0] in ("models", "blocks", "constants")))
+    in_error = set()
+    for d in diagnostics:
+        if d.span is None or d.span.file != file:
+            return None
+        before = [path for line, col, path in starts if (line, col) <= (d.span.line, d.span.col)]
+        if not before or not (before[-1][0] in ("train", "export") or before[-1][0] == "models"):
+            return None
+        in_error.add(before[-1])
+    rest = {key: value for key, value in doc.items() if (key,) not in in_error}
+    rest["models"] = {name: m for name, m in doc.get("models", {}).items() if ("models", name) not in in_error}
+    try:
+        return _finished(Spec.model_validate(rest), source_map, text, file)
+    except ValidationError:
+        return None
 
 
 def load_file(path: str | Path) -> Spec:
