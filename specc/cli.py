@@ -70,11 +70,9 @@ def cmd_ops(args) -> int:
     if args.name:
         text = describe_op(args.name)
         if text is None:
-            import difflib
-
+            from .errors import did_you_mean
             from .ir.ops import OPS
-            guess = difflib.get_close_matches(args.name, OPS, n=1)
-            hint = f"did you mean `{guess[0]}`? " if guess else ""
+            hint = f"{did_you_mean(args.name, OPS)} " if did_you_mean(args.name, OPS) else ""
             raise UsageError(f"unknown op `{args.name}`; {hint}`specc ops` lists them")
         print(text)
     else:
@@ -237,9 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as err:
         if not _other_rank():
             print(str(err), file=sys.stderr)
-        # a SPEC argument that cannot be read is a usage error, as it is for `specc check`, and so are a
-        # --model the file lacks (or none where it has several) and an export target this machine cannot make
-        return EXIT_USAGE if all(d.code in ("E0901", "E0411", "E0803") for d in err.diagnostics) else EXIT_SPEC
+        # a SPEC argument that cannot be read is a usage error, as it is for `specc check`, and so is a
+        # --model the file lacks (or none where it has several)
+        return EXIT_USAGE if all(d.code in ("E0901", "E0411") for d in err.diagnostics) else EXIT_SPEC
     except UsageError as err:
         if not _other_rank():
             print(f"specc: error: {err}", file=sys.stderr)

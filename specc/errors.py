@@ -9,6 +9,8 @@ them all; `load` and `compile` raise `SpecError` holding them. Codes by range:
 """
 from __future__ import annotations
 
+import difflib
+
 from dataclasses import dataclass, field
 
 from .source import SourceSpan, snippet
@@ -119,3 +121,19 @@ class Failed(Exception):
     def __init__(self, diagnostic: Diagnostic):
         super().__init__(diagnostic.message)
         self.diagnostic = diagnostic
+
+
+def closest(name, choices, cutoff: float = 0.6) -> str | None:
+    """The choice `name` most likely misspells: one that differs only in case (`Adamw`: AdamW, not
+    Adam), else the most similar one (difflib), if any is similar enough."""
+    choices = [str(c) for c in choices]
+    same = [c for c in choices if c.lower() == str(name).lower()]
+    if same:
+        return same[0]
+    guess = difflib.get_close_matches(str(name), choices, n=1, cutoff=cutoff)
+    return guess[0] if guess else None
+
+
+def did_you_mean(name, choices, cutoff: float = 0.6) -> str | None:
+    guess = closest(name, choices, cutoff)
+    return f"did you mean `{guess}`?" if guess else None

@@ -11,12 +11,11 @@ and load(path, job). The stages they share are in pipeline.py; docs/exports.md h
 """
 from __future__ import annotations
 
-import difflib
 import importlib
 import sys
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import UsageError, did_you_mean
 from .base import ExportError, ExportResult, Latency, OutputCheck, Verification
 
 __all__ = ["TARGETS", "export", "export_targets", "get", "ExportError", "ExportResult", "Latency",
@@ -34,8 +33,8 @@ def get(target: str):
     """The exporter module of a target; UsageError with a suggestion for an unknown name."""
     key = target.strip().lower()
     if key not in TARGETS:
-        close = difflib.get_close_matches(key, TARGETS, n=1, cutoff=0.5)
-        hint = f"; did you mean `{close[0]}`?" if close else ""
+        guess = did_you_mean(key, TARGETS, cutoff=0.5)
+        hint = f"; {guess}" if guess else ""
         raise UsageError(f"unknown export target `{target}`{hint} (targets: {', '.join(TARGETS)})")
     return importlib.import_module(TARGETS[key])
 
@@ -56,9 +55,9 @@ def default_path(out_dir, target: str) -> Path:
 def export_targets(compiled, targets, out_dir, verbose: bool = False, *, options: dict | None = None,
                    out=None) -> int:
     """`specc build --export ...`: each target into out_dir (model.onnx, model.pt2, ...), one line
-    per target. Returns the exit code: 0 when all verified, 1 when any failed to export or verify,
-    2 when the only failures are targets this machine lacks the packages or hardware for (E0803),
-    as for any command whose extra is missing. `options` maps a target to its options."""
+    per target. Returns the exit code: 0 when all verified, 1 when any failed to export or verify
+    (a target this machine lacks the packages or hardware for too: E0803). `options` maps a target
+    to its options."""
     out = out or sys.stdout
     exporters = {t: get(t) for t in targets}  # unknown names fail before any work
     failures = set()
@@ -71,7 +70,7 @@ def export_targets(compiled, targets, out_dir, verbose: bool = False, *, options
             print(failure_line(target, err, _remove_stale(path)), file=out, flush=True)
             continue
         print(result_line(result), file=out, flush=True)
-    return 0 if not failures else 2 if failures == {"E0803"} else 1
+    return 1 if failures else 0
 
 
 def remove_other_artifacts(out_dir, targets) -> list[Path]:

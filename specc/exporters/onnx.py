@@ -8,6 +8,8 @@ cannot share its name in ONNX: it becomes `x_out` (an Identity of `x`), and the 
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 
 from ..schema.export import OnnxTarget
@@ -87,12 +89,14 @@ def build(job: Job, path: Path) -> Built:
     external = job.options["external_data"]
     if external is None:
         external = weight_bytes(job.model) > PROTOBUF_LIMIT
-    program = convert(job)
+    with _conversion_failures() as why:
+        program = convert(job)
     opset = model_opset(program.model)
     if opset != int(job.options["opset"]):
         raise ExportError("E0801", f"torch.onnx made an opset {opset} model, not the requested opset "
-                                   f"{job.options['opset']}: onnx's version converter could not convert it",
-                          help=f"use opset {opset} or later, or run with -v to see the converter's message")
+                                   f"{job.options['opset']}: onnx's version converter could not convert it"
+                                   + (f" ({why[-1]})" if why else ""),
+                          help=f"ask for a later opset ({opset} needs no conversion)")
     _save(program, path, external)
     data = path.with_name(path.name + ".data")
     files = (path, data) if data.exists() else (path,)
@@ -100,6 +104,27 @@ def build(job: Job, path: Path) -> Built:
     if renamed_outputs(job):
         facts["renamed_outputs"] = renamed_outputs(job)
     return Built(files, facts)
+
+
+@contextlib.contextmanager
+def _conversion_failures():
+    """The version converter's reasons for failing: torch.onnx logs them and keeps its own opset."""
+    reasons = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            if record.exc_info and record.exc_info[1] is not None:
+                reasons.append(str(record.exc_info[1]).rpartition(": ")[2].strip())
+
+    handler, logger = Collect(), logging.getLogger("onnxscript.version_converter")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)  # it logs them as warnings; quiet() raises "onnxscript" to ERROR
+    try:
+        yield reasons
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def model_opset(model) -> int:

@@ -1,7 +1,6 @@
 """File -> validated Spec. Dispatches on the extension (.dlspec, .yaml/.yml)."""
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import stat
@@ -9,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import Diagnostic, Failed, Note, SpecError
+from ..errors import Diagnostic, Failed, Note, SpecError, did_you_mean
 from ..schema import Spec
 from ..schema.values import REFUSED
 from ..source import SourceSpan, is_yaml, register_source
@@ -214,8 +213,7 @@ def schema_diagnostics(err: ValidationError, doc: dict, source_map: dict, file: 
         elif kind == "extra_forbidden":
             key = loc[-1]
             fields = sorted({f for m in _model_at(loc) for f in m.model_fields})
-            guess = difflib.get_close_matches(str(key), fields, n=1)
-            help_ = f"did you mean `{guess[0]}`?" if guess else (f"known keys: {', '.join(fields)}" if fields else None)
+            help_ = did_you_mean(key, fields) or (f"known keys: {', '.join(fields)}" if fields else None)
             diag = Diagnostic("E0201", f"unknown key `{key}` in {'.'.join(map(str, path[:-1])) or 'the document'}",
                               span, label="not a known setting", help=help_)
         elif kind == "missing":
@@ -225,11 +223,11 @@ def schema_diagnostics(err: ValidationError, doc: dict, source_map: dict, file: 
             tags = ctx.get("expected_tags", "")
             got = ctx.get("tag", "")
             names = [t.strip().strip("'") for t in str(tags).split(",")]
-            guess = difflib.get_close_matches(str(got), names, n=1)
-            help_ = f"did you mean `{guess[0]}`?" if guess else f"choose one of: {', '.join(names)}"
+            help_ = did_you_mean(got, names) or f"choose one of: {', '.join(names)}"
             section = next((str(part) for part in reversed(path) if not isinstance(part, int)), "")
+            at = _span_for(source_map, path + ("kind",), file) if path + ("kind",) in source_map else span
             diag = Diagnostic("E0206", f"unknown {section} kind `{got}`" if got else
-                              f"{where} needs a kind ({', '.join(names)})", span, label="unknown kind", help=help_)
+                              f"{where} needs a kind ({', '.join(names)})", at, label="unknown kind", help=help_)
         else:
             msg = e["msg"]
             if msg.startswith("Value error, "):

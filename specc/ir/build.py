@@ -7,7 +7,6 @@ anything computed from a poisoned value is poisoned silently, so one mistake giv
 from __future__ import annotations
 
 import contextlib
-import difflib
 import keyword
 import math
 import os
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..errors import Diagnostic, Failed, Note, SpecError
+from ..errors import Diagnostic, Failed, Note, SpecError, did_you_mean
 from ..frontend import ast as A, unparse
 from ..source import SPEC_SUFFIXES, SourceSpan
 from . import dims as D
@@ -178,14 +177,6 @@ def _not_a_spec_file(target: str) -> tuple[str, str] | None:
     return f"no such file {target}", "file not found"
 
 
-def _did_you_mean(name: str, candidates) -> str | None:
-    guess = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    if not guess:
-        lowered = {c.lower(): c for c in candidates}
-        guess = [lowered[name.lower()]] if name.lower() in lowered else []
-    return f"did you mean `{guess[0]}`?" if guess else None
-
-
 class Library:
     """Blocks and constants visible to a spec: its own and those of its imports (transitively)."""
 
@@ -337,7 +328,7 @@ class Builder:
         for pname in params or {}:
             if pname not in model.params:
                 self.error("E0404", f"model {name} has no parameter `{pname}`", self.spec.span("models", name, "span"),
-                           help=_did_you_mean(pname, model.params) or
+                           help=did_you_mean(pname, model.params) or
                            f"its parameters: {', '.join(model.params) or 'none'}")
         for pname, default in model.params.items():
             if params and pname in params:
@@ -378,7 +369,7 @@ class Builder:
                 self.error("E0208", f"output `{oname}` is listed twice", span, label="listed again here")
             elif value is None:
                 self.error("E0401", f"output `{oname}` is not defined", span, label="undefined",
-                           help=_did_you_mean(oname, [k for k, v in scope.values.items() if isinstance(v, Tensor)]))
+                           help=did_you_mean(oname, [k for k, v in scope.values.items() if isinstance(v, Tensor)]))
             elif isinstance(value, Tensor):
                 outputs.append(value.id)
                 output_names.append(oname)
@@ -425,7 +416,7 @@ class Builder:
             if missing is not None:
                 if complete:
                     self.error("E0401", f"`tie`: no parameter `{missing}`", tie.span,
-                               help=_did_you_mean(missing, shapes))
+                               help=did_you_mean(missing, shapes))
             elif tie.target == tie.source:
                 self.error("E0308", f"cannot tie `{tie.target}` to itself", tie.span)
             elif tie.target in sources:
@@ -540,7 +531,7 @@ class Builder:
         layer has weights for an empty dim)."""
         dtype = texpr.dtype or default_dtype
         if dtype not in DTYPES:
-            self.error("E0405", f"unknown dtype `{dtype}`", texpr.span, scope, help=_did_you_mean(dtype, DTYPES))
+            self.error("E0405", f"unknown dtype `{dtype}`", texpr.span, scope, help=did_you_mean(dtype, DTYPES))
             return None
         shape = []
         for d in texpr.dims:
@@ -641,7 +632,7 @@ class Builder:
                       help=f"apply it again with `x |> {e.id}` to share its weights")
         known = list(scope.values) + list(self.library.constants)
         self.fail("E0401", f"`{e.id}` is not defined", e.span, scope, label="undefined",
-                  help=_did_you_mean(e.id, known))
+                  help=did_you_mean(e.id, known))
 
     def arith(self, op: str, a, b, e, scope: Scope):
         if a is POISON or b is POISON:
@@ -884,7 +875,7 @@ class Builder:
             self.fail("E0405", f"{func}() is a function, not a layer", call.func_span, scope)
         candidates = list(OPS) + list(self.library.blocks) + list(scope.layers)
         self.fail("E0402", f"unknown op or block `{func}`", call.func_span, scope, label="not defined",
-                  help=_did_you_mean(func, candidates))
+                  help=did_you_mean(func, candidates))
 
     def op_arguments(self, op, call: A.Call, positional: list, scope: Scope):
         """Map the call's arguments onto the op's parameters (positional as torch, or without the input size):
@@ -912,7 +903,7 @@ class Builder:
                 self.fail("E0404", f"{op.name} got `{a.name}` twice", a.span, scope)
             if a.name not in op.params.model_fields:
                 self.fail("E0404", f"{op.name} has no argument `{a.name}`", a.span, scope, label="unknown argument",
-                          help=_did_you_mean(a.name, op.params.model_fields) or
+                          help=did_you_mean(a.name, op.params.model_fields) or
                           f"its arguments: {', '.join(op.params.model_fields) or 'none'}")
             kwargs[a.name], spans[a.name] = self.static(a.value, scope), a.span
         if any(v is POISON for v in kwargs.values()):
@@ -929,7 +920,7 @@ class Builder:
         if kind not in INIT_KINDS:
             self.fail("E0405", f"unknown init `{kind}`" if isinstance(kind, str) else
                       "init takes a name such as normal, xavier or kaiming", kind_span, scope, label="not an init",
-                      help=(_did_you_mean(kind, INIT_KINDS) if isinstance(kind, str) else None)
+                      help=(did_you_mean(kind, INIT_KINDS) if isinstance(kind, str) else None)
                       or f"one of: {', '.join(INIT_KINDS)}")
         init = {"kind": kind}
         for x in args:
@@ -1152,7 +1143,7 @@ class Builder:
                 continue
             if a.name not in block.params:
                 self.fail("E0404", f"block {func} has no parameter `{a.name}`", a.span, scope,
-                          label="unknown parameter", help=_did_you_mean(a.name, pnames))
+                          label="unknown parameter", help=did_you_mean(a.name, pnames))
             if a.name in values:
                 self.fail("E0404", f"block {func} got `{a.name}` twice", a.span, scope)
             values[a.name] = self.static(a.value, scope)
@@ -1412,7 +1403,7 @@ def build(spec, model: str | None = None, *, params: dict | None = None, max_par
         model = first
     if model not in spec.models:
         raise Failed(Diagnostic("E0411", f"{spec.path} has no model `{model}`", spec.span("models", first, "span"),
-                                label="its first model", help=_did_you_mean(model, spec.models) or
+                                label="its first model", help=did_you_mean(model, spec.models) or
                                 f"its models: {', '.join(spec.models)}"))
     graph = builder.build_model_within_limits(model, params)
     return graph, builder.diagnostics

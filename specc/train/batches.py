@@ -130,7 +130,7 @@ def _slice(size: int, shard: Shard) -> tuple[int, int]:
 def _batch_sizes(n: int, batch_size: int, world: int, tail: str) -> list[int]:
     sizes = [batch_size] * (n // batch_size)
     rest = n - batch_size * len(sizes)
-    if tail == "drop" and (rest >= 2 * world or not sizes and rest):
+    if tail == "drop" and rest >= 2 * world:  # even when it is the only batch: 1 sample on a rank stops BatchNorm
         sizes.append(rest)
     elif tail == "merge" and rest:
         if rest < world and sizes:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import difflib
 import io
 import math
 import zipfile
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import Diagnostic, SpecError
+from ..errors import Diagnostic, SpecError, did_you_mean
 from ..io import machine_memory
 from ..ir import dims as D
 from ..ir.types import FLOAT_DTYPES, INT_DTYPES, TensorType
@@ -471,9 +470,9 @@ def _array_header(kind: str, where: Path, ref: str):
         with zipfile.ZipFile(where) as zf:
             names = {n[:-4] if n.endswith(".npy") else n: n for n in zf.namelist()}
             if ref not in names:
-                guess = difflib.get_close_matches(ref, list(names), n=1)
+                guess = did_you_mean(ref, names)
                 raise FileNotFoundError(f"{where.name} has no array `{ref}`"
-                                        + (f" (did you mean `{guess[0]}`?)" if guess else f"; it has {', '.join(names)}"))
+                                        + (f" ({guess})" if guess else f"; it has {', '.join(names)}"))
             with zf.open(names[ref]) as fh:
                 shape, dtype = _npy_header(fh, zf.getinfo(names[ref]).file_size, f"array `{ref}`")
         return shape, dtype, f"array `{ref}` in {where.name}"
@@ -517,10 +516,8 @@ def _per_sample(t: TensorType):
 
 
 def _did_you_mean(name: str, choices) -> str | None:
-    guess = difflib.get_close_matches(str(name), list(choices), n=1)
-    if guess:
-        return f"did you mean `{guess[0]}`?"
-    return f"known: {', '.join(choices)}" if choices else None
+    """A guess, or else the choices there are."""
+    return did_you_mean(name, choices) or (f"known: {', '.join(choices)}" if choices else None)
 
 
 # ---- loading -----------------------------------------------------------------------------------

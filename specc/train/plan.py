@@ -8,12 +8,11 @@ engine execute. Torch-free, like the rest of the frontend.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
 
-from ..errors import Diagnostic, Failed, SpecError
+from ..errors import Diagnostic, Failed, SpecError, did_you_mean
 from ..ir import dims as D
 from ..ir.types import DTYPES, FLOAT_DTYPES, TensorType
 from ..schema.train import TrainConfig
@@ -121,7 +120,8 @@ def parse_tensor_type(text: str, file: str, sizes: Mapping[str, int] = MappingPr
     if not isinstance(node, A.TensorTypeExpr) or node.dtype is None:
         raise ValueError(f"`{text}` is not a tensor type such as int64[N] or float32[N, 10]")
     if node.dtype not in DTYPES:
-        raise ValueError(f"unknown dtype `{node.dtype}`" + _suggest(node.dtype, DTYPES))
+        guess = did_you_mean(node.dtype, DTYPES)
+        raise ValueError(f"unknown dtype `{node.dtype}`" + (f"; {guess}" if guess else ""))
     return TensorType(node.dtype, tuple(_dim(d, sizes) for d in node.dims))
 
 
@@ -144,16 +144,9 @@ def _dim(expr, sizes: Mapping[str, int]):
     raise ValueError("a dimension must be a size, a symbol such as N, or arithmetic on them")
 
 
-def _suggest(name: str, choices) -> str:
-    guess = difflib.get_close_matches(str(name), list(choices), n=1)
-    return f"; did you mean `{guess[0]}`?" if guess else ""
-
-
 def _did_you_mean(name: str, choices) -> str | None:
-    guess = difflib.get_close_matches(str(name), list(choices), n=1)
-    if guess:
-        return f"did you mean `{guess[0]}`?"
-    return f"known: {', '.join(choices)}" if choices else None
+    """A guess, or else the choices there are."""
+    return did_you_mean(name, choices) or (f"known: {', '.join(choices)}" if choices else None)
 
 
 # ---- loss/target fit --------------------------------------------------------------------------
@@ -391,8 +384,7 @@ class _Checker:
             self.error(f"`{key}` needs a validation split, but data.val_fraction is 0 and there is no val_path",
                        *path, "monitor", label="no validation data", help="set data.val_fraction, or monitor train/loss")
         else:
-            guess = difflib.get_close_matches(key, known, n=1)
-            help_ = f"did you mean `{guess[0]}`?" if guess else \
+            help_ = did_you_mean(key, known) or \
                 f"logged: {', '.join(known)}" + ("; add the metric to `metrics`" if key.startswith("val/") else "")
             self.error(f"cannot monitor `{key}`: it is not logged", *path, "monitor", label="unknown metric", help=help_)
         return None
