@@ -1,6 +1,8 @@
-"""The Lightning engine keeps the specc engine's contract: a diverged run stops with E0703 and no
-non-finite checkpoint, --resume is exact (dropout included) and refuses a damaged or changed
-checkpoint in words, and val/loss over several processes is the mean over all validation samples."""
+"""The Lightning engine keeps the specc engine's contract: digits_cnn reaches the accuracy bar, a diverged
+run stops with E0703 and no non-finite checkpoint, --resume is exact (dropout included) and refuses a
+damaged or changed checkpoint in words, settings this machine cannot run are the specc engine's located
+errors, torchrun's processes run DDP as --nproc's do, and val/loss over several processes is the mean
+over all validation samples."""
 from __future__ import annotations
 
 import re
@@ -18,7 +20,7 @@ import specc
 from specc.cli import main
 from specc.errors import UsageError
 from specc.train import lightning_engine
-from test_train_run import ENV, LINEAR, TINY, equal, lightning_weights, records, write
+from test_train_run import DIGITS, ENV, LINEAR, TINY, equal, lightning_weights, records, write
 
 # the learning rate is multiplied by 1e30 after epoch 1: the loss overflows early in epoch 2
 EXPLODING = LINEAR.replace("schedule linear { end_factor = 0.5 }", "schedule step { step_epochs = 1, gamma = 1e30 }")
@@ -39,6 +41,32 @@ def checkpoint(run: Path, name: str = "last.ckpt") -> dict:
 
 def all_finite(state: dict) -> bool:
     return all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
+
+
+# ---- the digits demo --------------------------------------------------------------------------------
+def test_digits_cnn_reaches_the_acceptance_bar(tmp_path):
+    """The spec as written (early stopping ends it after about 6 epochs, a few seconds)."""
+    metrics = specc.compile(DIGITS).train(out_dir=tmp_path / "run", engine="lightning", verbose=False)
+    assert metrics["val/accuracy"] >= 0.97
+
+
+# ---- settings this machine cannot run -----------------------------------------------------------------
+@pytest.mark.parametrize("settings", [
+    pytest.param(["--set", "train.precision=fp16"], marks=pytest.mark.skipif(torch.cuda.is_available(),
+                                                                            reason="this machine has CUDA")),
+    ["--nproc", "3"],  # batch_size 16
+])
+def test_what_the_specc_engine_refuses_is_refused_in_the_same_words(tmp_path, capsys, monkeypatch, settings):
+    monkeypatch.setattr(lightning_engine.L.Trainer, "fit", lambda *a, **k: pytest.fail("the run started"))
+    spec = write(tmp_path, LINEAR)
+    assert main(["train", str(spec), "--out", str(tmp_path / "specc"), *settings]) == 1
+    specc_error = capsys.readouterr().err
+    assert specc_error.startswith("error[E0701]: ")
+    # the engine's --set last: the located one is the first --set, as on the specc engine
+    assert main(["train", str(spec), "--out", str(tmp_path / "light"), *settings,
+                 "--set", "train.engine=lightning"]) == 1
+    assert capsys.readouterr().err == specc_error
+    assert not (tmp_path / "light").exists()
 
 
 # ---- divergence -----------------------------------------------------------------------------------
@@ -188,6 +216,20 @@ def test_val_loss_over_two_processes_is_the_mean_over_all_samples(tmp_path):
     one, two = records(tmp_path / "one"), records(tmp_path / "two")
     assert [r["val/accuracy"] for r in one] == [r["val/accuracy"] for r in two]
     assert all(abs(a["val/loss"] - b["val/loss"]) < 1e-6 for a, b in zip(one, two, strict=True))
+
+
+def test_torchrun_runs_ddp_over_its_processes_as_nproc_does(tmp_path):
+    """TINY's BatchNorm normalises each process's slice on CPU: one process alone would train differently."""
+    spec = write(tmp_path, TINY, SAMPLES=64, EPOCHS=2)
+    command = ["-m", "specc", "train", str(spec), "--set", "train.engine=lightning", "--out"]
+    subprocess.run([sys.executable, *command, str(tmp_path / "nproc"), "--nproc", "2"], env=ENV, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    torchrun = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                               *command, str(tmp_path / "torchrun")], env=ENV, check=True, capture_output=True,
+                              text=True, timeout=300)
+    assert torchrun.stdout.count("epoch 1/2") == 1  # rank 0 alone says it
+    assert without_times(records(tmp_path / "torchrun")) == without_times(records(tmp_path / "nproc"))
+    assert equal(lightning_weights(tmp_path / "torchrun"), lightning_weights(tmp_path / "nproc"))
 
 
 def test_fsdp_without_cuda_is_a_located_error_before_anything_runs(tmp_path):

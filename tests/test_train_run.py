@@ -377,11 +377,11 @@ def test_an_export_target_this_machine_lacks_fails_before_training(tmp_path, cap
     monkeypatch.setenv("PATH", str(tmp_path / "no-compilers-here"))
     monkeypatch.delenv("CXX", raising=False)
     spec = write(tmp_path, TINY, SAMPLES=64, EPOCHS=1)
-    assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--export", "aoti"]) == 2
+    assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--export", "aoti"]) == 1
     assert "error[E0803]: the aoti target needs a C++ compiler" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
     spec.write_text(spec.read_text() + "\nexport {\n  aoti {}\n}\n")  # the spec's own section: the same
-    assert main(["train", str(spec), "--out", str(tmp_path / "run")]) == 2
+    assert main(["train", str(spec), "--out", str(tmp_path / "run")]) == 1
     assert "error[E0803]: the aoti target needs a C++ compiler" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
@@ -568,3 +568,92 @@ def test_a_full_disk_during_a_checkpoint_names_it_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr == f"specc: error: [Errno 27] File too large: '{tmp_path / 'run' / 'checkpoints' / 'step-00000003.pt'}'\n"
     assert list((tmp_path / "run" / "checkpoints").iterdir()) == []  # no temp file left behind
+
+
+# ---- review of resume, multi-node and TensorBoard -------------------------------------------------
+def test_resume_moves_damaged_newer_checkpoints_aside_so_keep_last_counts_only_good_ones(reference, tmp_path, capsys):
+    """keep_last kept the damaged step-50 (the newest by number) and deleted every good checkpoint the
+    resumed run wrote: the run could not be resumed again. Nothing the user had is deleted."""
+    spec, done = reference
+    run = _unfinished(done, tmp_path / "run")
+    folder = run / "checkpoints"
+    (folder / "step-00000050.pt").write_bytes((folder / "step-00000009.pt").read_bytes()[:1000])
+    (folder / "step-00000050.pt.damaged").write_text("set aside by an earlier resume")
+    keep_one = {"checkpoints.keep_last": 1}
+    specc.compile(spec).train(out_dir=run, resume=True, **keep_one)
+    assert f"note: moved the unreadable step-00000050.pt aside to {folder / 'step-00000050.pt.damaged-2'}" in \
+        capsys.readouterr().out
+    assert sorted(p.name for p in folder.iterdir()) == \
+        ["best.pt", "step-00000040.pt", "step-00000050.pt.damaged", "step-00000050.pt.damaged-2"]
+    assert json.loads((run / "summary.json").read_text())["last_checkpoint"] == str(folder / "step-00000040.pt")
+    assert equal(final_weights(run), final_weights(done))
+    specc.compile(spec).train(out_dir=run, resume=True, verbose=False, epochs=5, **keep_one)
+    assert sorted(p.name for p in folder.glob("*.pt")) == ["best.pt", "step-00000050.pt"]  # the good step 50
+
+
+WORKER = """import os, sys
+from specc.cli import main
+spec, mine, other = sys.argv[1:]
+code = main(["train", spec, "--out", mine if os.environ["RANK"] == "0" else other, "--resume"])
+print(f"rank {os.environ['RANK']} exit {code}", flush=True)
+sys.exit(code)
+"""
+
+
+def test_ranks_that_see_different_run_folders_stop_with_one_usage_error(reference, tmp_path):
+    """Two nodes without shared storage: rank 1 saw an empty folder, took the fresh-start way alone,
+    and the collectives no longer matched (an internal error, or a hang)."""
+    spec, done = reference
+    run = _unfinished(done, tmp_path / "run")
+    worker = tmp_path / "worker.py"
+    worker.write_text(WORKER)
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                             str(worker), str(spec), str(run), str(tmp_path / "elsewhere")],
+                            env={**ENV, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert "rank 0 exit 2" in result.stdout and "rank 1 exit 2" in result.stdout, result.stderr
+    assert result.stderr.count(f"specc: error: the processes see different run folders at {run}: rank 0 sees "
+                               "3 checkpoint files (the last step-00000009.pt), rank 1 sees no checkpoint; "
+                               "--out must be on storage every node shares") == 1, result.stderr
+    assert "internal error" not in result.stderr
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [f"step-0000000{i}.pt" for i in (3, 6, 9)]
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_replaced_run_takes_its_tensorboard_logs_along_and_a_refused_start_writes_none(tmp_path, monkeypatch):
+    """tensorboard is optional: a stand-in writer makes an event file per run, as SummaryWriter does."""
+    from itertools import count
+
+    from specc.train import progress
+    numbers = count()
+
+    class Writer:
+        def __init__(self, run_dir: Path):
+            (run_dir / "tensorboard").mkdir(parents=True, exist_ok=True)
+            self.path = run_dir / "tensorboard" / f"events.{next(numbers)}"
+            self.path.touch()
+
+        def add_scalar(self, key, value, step):
+            with open(self.path, "a") as fh:
+                fh.write(f"{key} {step} {value}\n")
+
+        flush = close = lambda self: None
+    monkeypatch.setattr(progress, "_tensorboard", Writer)
+    spec = write(tmp_path, TINY, SAMPLES=64, EPOCHS=1)
+    run = tmp_path / "run"
+    specc.compile(spec).train(out_dir=run, verbose=False)
+    specc.compile(spec).train(out_dir=run, verbose=False)  # replaces the finished run
+    assert [p.name for p in (run / "tensorboard").iterdir()] == ["events.1"]
+    assert "val/accuracy 1 " in (run / "tensorboard" / "events.1").read_text()
+    (run / "summary.json").unlink()  # an unfinished run: a new one is refused
+    with pytest.raises(UsageError, match="holds an unfinished run"):
+        specc.compile(spec).train(out_dir=run, verbose=False)
+    assert [p.name for p in (run / "tensorboard").iterdir()] == ["events.1"]
+
+
+@pytest.mark.parametrize("engine", ["specc", "lightning"])
+def test_a_training_split_too_small_for_batchnorm_is_refused_before_training(engine, tmp_path, capsys):
+    spec = write(tmp_path, TINY, SAMPLES=2, EPOCHS=1)  # val_fraction 0.2 of 2 leaves 1 training sample
+    assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--set", f"train.engine={engine}"]) == 1
+    err = capsys.readouterr().err
+    assert "error[E0702]: the training split has 1 sample: too few for a batch of 2 per process" in err
+    assert "Traceback" not in err and not (tmp_path / "run" / "checkpoints").exists()

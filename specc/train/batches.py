@@ -49,7 +49,7 @@ class Batches:
         self.device = device
         self.move = self.index_device != device
         self.pin = device.type == "cuda" and not on_device
-        self.sizes = _batch_sizes(self.n, batch_size, shard.world, tail)
+        self.sizes = batch_sizes(self.n, batch_size, shard.world, tail)
         self.local_sizes = [hi - lo for lo, hi in (_slice(size, shard) for size in self.sizes)]
 
     def __len__(self) -> int:
@@ -127,7 +127,9 @@ def _slice(size: int, shard: Shard) -> tuple[int, int]:
     return size * shard.rank // shard.world, size * (shard.rank + 1) // shard.world
 
 
-def _batch_sizes(n: int, batch_size: int, world: int, tail: str) -> list[int]:
+def batch_sizes(n: int, batch_size: int, world: int, tail: str) -> list[int]:
+    """The global batches' sizes for `n` samples: full ones, then the rest as `tail` says ("drop": kept
+    if it gives each of the `world` processes 2 samples; "merge": into the last batch if smaller than world)."""
     sizes = [batch_size] * (n // batch_size)
     rest = n - batch_size * len(sizes)
     if tail == "drop" and rest >= 2 * world:  # even when it is the only batch: 1 sample on a rank stops BatchNorm

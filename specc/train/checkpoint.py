@@ -16,6 +16,7 @@ import errno
 import os
 import random
 import re
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,17 @@ class Checkpoints:
             old.unlink(missing_ok=True)
         return path
 
+    def set_aside(self, paths: list[Path], say) -> None:
+        """Rename unreadable checkpoints to NAME.damaged: kept for the user, but no longer counted by
+        keep_last (which would keep them, newest by number, and delete the good ones)."""
+        for path in paths:
+            target, n = path.with_name(path.name + ".damaged"), 1
+            while target.exists():
+                n += 1
+                target = path.with_name(f"{path.name}.damaged-{n}")
+            path.rename(target)
+            say(f"note: moved the unreadable {path.name} aside to {target}")
+
     def save_best(self, model_state: dict, info: dict) -> Path:
         save(self.best_path, {"format": FORMAT, "model": model_state, **info})
         return self.best_path
@@ -174,13 +186,15 @@ def previous_run(run_dir: Path, engine: str, resume: bool, resumable: bool, say)
 
 
 def clear_run(run_dir: Path, say) -> None:
-    """Remove a finished run's checkpoints (either engine's), summary and exports, saying so."""
+    """Remove a finished run's checkpoints (either engine's), summary, TensorBoard logs and exports, saying so."""
     from ..exporters import remove_other_artifacts
 
     say(f"note: replacing the finished run in {run_dir}")
     found = engine_checkpoints(run_dir)
     for path in found["specc"] + found["lightning"] + [Path(run_dir) / SUMMARY_FILE]:
         path.unlink(missing_ok=True)
+    if (Path(run_dir) / "tensorboard").is_dir():  # the new run's curves would mix with the old ones
+        shutil.rmtree(Path(run_dir) / "tensorboard")
     remove_other_artifacts(run_dir, ())  # they hold the old run's weights
 
 

@@ -4,9 +4,9 @@ The pieces are specc's own: the seeded initial weights, the data split and batch
 batches of `batch_size`, one slice per rank), the objective, the optimizer's parameter groups,
 the schedule (stepped per optimizer step) and the torchmetrics metrics. Lightning runs the loop,
 precision, gradient clipping and accumulation, early stopping, its strategies (`--nproc N` is
-`devices=N`: DDP, or FSDP with strategy = "fsdp") and its own checkpoints
-(OUT/checkpoints/last.ckpt and best.ckpt; `--resume` continues from last.ckpt at an epoch
-boundary). OUT/metrics.jsonl gets the same per-epoch records as with the specc engine.
+`devices=N`, and under torchrun the processes it started: DDP, or FSDP with strategy = "fsdp") and its
+own checkpoints (OUT/checkpoints/last.ckpt and best.ckpt; `--resume` continues from last.ckpt at an
+epoch boundary). OUT/metrics.jsonl gets the same per-epoch records as with the specc engine.
 
 The specc engine's guarantees hold here too: a non-finite loss or weights stop the run with E0703
 before the epoch's checkpoints are written (DivergenceGuard); the checkpoints also hold every
@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -34,13 +35,14 @@ from ..errors import Diagnostic, SpecError, UsageError
 from .batches import Batches, Shard
 from .checkpoint import clear_run, previous_run, read, rng_state, set_rng_state
 from .data import in_model_dtype, load_data
-from .distributed import pick_device
+from .distributed import launched, pick_device
 from .losses import Objective
 from .metrics import Metrics
 from .optim import make_optimizer, make_schedule
 from .plan import TrainingPlan
 from .progress import RunLog, interactive, read_metrics
-from .trainer import check_settings, diverged, initial_weights, unwrap
+from .trainer import (check_batch_split, check_precision, check_settings, check_training_split, diverged,
+                      initial_weights, unwrap)
 
 PRECISION = {"32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}
 ACCELERATOR = {"auto": "auto", "cpu": "cpu", "cuda": "gpu", "mps": "mps"}
@@ -232,7 +234,9 @@ class Resumed:
 
 def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool, devices: int = 1) -> dict:
     cfg = plan.config
-    _check_strategy(plan, devices)
+    devices, nodes = _processes(devices)
+    world = devices * nodes
+    _check_plan(plan, world)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     L.seed_everything(cfg.seed, verbose=False)
     ckpt_dir = out / "checkpoints"
@@ -246,7 +250,8 @@ def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool,
         resumed = None
         model.load_state_dict(initial_weights(compiled.ir, cfg.seed))
     dataset = in_model_dtype(load_data(plan.data, plan.span), plan.inputs, compiled.ir.weight_dtype, model)
-    steps_per_epoch = _steps_per_epoch(dataset, plan, devices)
+    check_training_split(plan, len(dataset.train), world)
+    steps_per_epoch = _steps_per_epoch(dataset, plan, world)
     module = SpeccModule(model, plan, steps_per_epoch)
     train_batches = EpochBatches(module, dataset.train.tensors, plan, train=True)
     val_batches = EpochBatches(module, dataset.val.tensors, plan, train=False) if dataset.val is not None else None
@@ -257,8 +262,8 @@ def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool,
     callbacks = [*_callbacks(plan, ckpt_dir, log, len(dataset.train), started),
                  DivergenceGuard(plan, last, steps_per_epoch), RunState(compiled, plan, started, resumed, log.say)]
     trainer = L.Trainer(
-        max_epochs=cfg.epochs, accelerator=ACCELERATOR[cfg.device], devices=devices,
-        strategy=_strategy(cfg.strategy, devices), precision=PRECISION[cfg.precision],
+        max_epochs=cfg.epochs, accelerator=ACCELERATOR[cfg.device], devices=devices, num_nodes=nodes,
+        strategy=_strategy(cfg.strategy, world), precision=PRECISION[cfg.precision],
         gradient_clip_val=cfg.grad_clip, accumulate_grad_batches=cfg.accumulate,
         callbacks=callbacks, logger=_logger(out),
         enable_progress_bar=verbose and interactive(), enable_model_summary=False, num_sanity_val_steps=0,
@@ -343,19 +348,32 @@ def _number(value) -> float | None:
     return float(value) if value is not None else None
 
 
-def _check_strategy(plan: TrainingPlan, devices: int) -> None:
-    """The device and Lightning's FSDP (which needs CUDA GPUs): said before anything runs, as the specc
-    engine says it (Lightning would raise its own exceptions)."""
+def _processes(devices: int) -> tuple[int, int]:
+    """(devices per node, nodes): under torchrun the processes it started, whatever --nproc says, as on the
+    specc engine (Lightning's TorchElasticEnvironment takes ranks and rendezvous from the environment);
+    otherwise `devices` on this machine, whose processes Lightning starts."""
+    if not launched():
+        return devices, 1
+    world = int(os.environ["WORLD_SIZE"])
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    return local, world // local
+
+
+def _check_plan(plan: TrainingPlan, world: int) -> None:
+    """The settings this machine cannot run, said before anything runs as the specc engine says them
+    (Lightning would raise its own exceptions, or run fp16 on CPU as bf16): the device, fp16 without
+    CUDA, a batch that does not split over the processes, and Lightning's FSDP (which needs CUDA GPUs)."""
     cfg = plan.config
-    pick_device(cfg.device, 0, devices, plan)
-    if _strategy(cfg.strategy, devices) == "fsdp" and not (cfg.device in ("auto", "cuda") and torch.cuda.is_available()):
+    check_precision(plan, pick_device(cfg.device, 0, world, plan))
+    check_batch_split(plan, world)
+    if _strategy(cfg.strategy, world) == "fsdp" and not (cfg.device in ("auto", "cuda") and torch.cuda.is_available()):
         raise SpecError([Diagnostic("E0701", 'the Lightning engine runs strategy = "fsdp" on CUDA GPUs only, and this '
                                     "run has none", plan.span("strategy"), label="needs CUDA",
                                     help='use engine = "specc", whose FSDP runs on CPU too, or strategy = "ddp"')])
 
 
-def _strategy(strategy: str, devices: int) -> str:
-    if devices == 1:
+def _strategy(strategy: str, world: int) -> str:
+    if world == 1:
         return "auto"
     return "fsdp" if strategy == "fsdp" else "ddp"
 

@@ -54,7 +54,7 @@ class RunLog:
         self.enabled, self.verbose = enabled, verbose and enabled
         self.show_bar = self.verbose and interactive()
         self.bar = None
-        self.tb = _tensorboard(self.dir) if enabled else None
+        self.tb = None  # opened by start(), once the run folder has been checked
 
     @property
     def metrics_path(self) -> Path:
@@ -65,6 +65,7 @@ class RunLog:
         if not self.enabled:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.tb = _tensorboard(self.dir)
         kept = [] if fresh else [r for r in read_metrics(self.dir) if r.get("epoch", 0) <= keep_epochs]
         write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
 

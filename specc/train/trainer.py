@@ -23,15 +23,15 @@ import torch
 
 from ..errors import Diagnostic, SpecError, UsageError
 from . import distributed
-from .batches import Batches, Shard
-from .checkpoint import (FORMAT, Checkpoints, Position, clear_run, load, position_from, previous_run, rng_state,
-                         set_rng_state)
+from .batches import Batches, Shard, batch_sizes
+from .checkpoint import (FORMAT, Checkpoints, Position, clear_run, engine_checkpoints, load, position_from,
+                         previous_run, rng_state, set_rng_state)
 from .data import in_model_dtype, load_data
 from .losses import Objective
 from .metrics import Metrics
 from .optim import make_optimizer, make_schedule
 from .plan import TrainingPlan
-from .progress import RunLog, read_metrics
+from .progress import SUMMARY_FILE, RunLog, read_metrics
 
 NO_BATCH = 1 << 62
 NO_CONTEXT = contextlib.nullcontext()  # reusable: it keeps no state
@@ -41,9 +41,9 @@ def train(compiled, out_dir="runs/run", *, resume: bool = False, verbose: bool =
           **overrides) -> dict:
     """Run the spec's recipe; returns the last epoch's metrics ({"train/loss": ..., "val/accuracy": ...}).
 
-    `overrides` set train-section fields (`epochs=3`, `**{"optimizer.lr": 0.01}`). `nproc` is the
-    number of devices for the Lightning engine; the specc engine runs as many processes as
-    torchrun started (`specc train --nproc N` starts them).
+    `overrides` set train-section fields (`epochs=3`, `**{"optimizer.lr": 0.01}`). Both engines run as
+    many processes as torchrun started; otherwise `nproc` is the number of devices for the Lightning
+    engine, which starts their processes itself (`specc train --nproc N` starts the specc engine's).
     """
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise ValueError(f"nproc must be a whole number of processes, 1 or more, got {nproc!r}")
@@ -69,6 +69,15 @@ def check_batch_split(plan: TrainingPlan, processes: int) -> None:
         raise SpecError([Diagnostic("E0701", f"batch_size {plan.config.batch_size} is the global batch and must "
                                     f"split evenly over {processes} processes", plan.span("batch_size"),
                                     label="not divisible")])
+
+
+def check_training_split(plan: TrainingPlan, samples: int, processes: int) -> None:
+    """The training split makes a batch at least (a last one too small to give each process 2 samples,
+    which BatchNorm needs, is dropped)."""
+    if not batch_sizes(samples, plan.config.batch_size, processes, "drop"):
+        raise SpecError([Diagnostic("E0702", f"the training split has {samples} sample{'s' if samples != 1 else ''}: "
+                                    "too few for a batch of 2 per process", plan.span("data"),
+                                    help="give the model more training data (or a smaller val_fraction)")])
 
 
 def _lightning_fit(plan: TrainingPlan):
@@ -120,6 +129,19 @@ def diverged(plan: TrainingPlan, latest: Path | None, epoch: int, step: int, bat
     kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written yet"
     return SpecError([Diagnostic("E0703", message, plan.span("loss"), label="this loss",
                                  help=f"lower optimizer.lr, set grad_clip, or check the data; {kept}")])
+
+
+def _folder(checkpoints: list[str], finished: bool) -> str:
+    """What one rank sees in the run folder, in words."""
+    seen = f"{len(checkpoints)} checkpoint files (the last {checkpoints[-1]})" if checkpoints else "no checkpoint"
+    return f"sees {seen}{' and summary.json' if finished else ''}"
+
+
+def check_precision(plan: TrainingPlan, device: torch.device) -> None:
+    """fp16 (with its GradScaler) runs on CUDA only: elsewhere torch, or Lightning, would quietly do otherwise."""
+    if plan.config.precision == "fp16" and device.type != "cuda":
+        raise SpecError([Diagnostic("E0701", f"precision fp16 needs a CUDA device (this run is on {device.type})",
+                                    plan.span("precision"), label="needs CUDA", help='use precision = "bf16" on CPU')])
 
 
 def initial_weights(ir, seed: int) -> dict:
@@ -219,28 +241,42 @@ class Trainer:
     def _initial_state(self, resume: bool) -> tuple[dict | None, bool]:
         """The checkpoint to continue from (--resume) or None for a fresh run, and whether a fresh run
         replaces a finished one in the folder."""
+        self._check_shared_folder()
         resumable = self.ckpts.latest() is not None
         replaces = previous_run(self.out, "specc", resume, resumable, self.log.say)
-        if resume and resumable:
-            return self._resume_state(), False
-        distributed.gather(None, self.env)  # everyone has looked before rank 0 clears the folder
-        return None, replaces
+        state, damaged = self._resume_state() if resume and resumable else (None, [])
+        distributed.gather(None, self.env)  # everyone has read the folder before rank 0 changes it
+        if self.env.is_main:
+            self.ckpts.set_aside(damaged, self.log.say)
+        return state, replaces
 
-    def _resume_state(self) -> dict:
-        """The newest checkpoint that loads: a damaged newer one is skipped (the older ones are good)."""
-        problems = []
+    def _check_shared_folder(self) -> None:
+        """Every rank decides alone whether (and from where) to resume, from what it sees in --out: that
+        must be the same folder, or the ranks would take different ways and their collectives not match."""
+        found = engine_checkpoints(self.out)
+        seen = [p.name for p in found["specc"] + found["lightning"]], (self.out / SUMMARY_FILE).exists()
+        views = distributed.gather(seen, self.env)
+        other = next((rank for rank, view in enumerate(views) if view != views[0]), None)
+        if other is not None:
+            raise UsageError(f"the processes see different run folders at {self.out}: rank 0 {_folder(*views[0])}, "
+                             f"rank {other} {_folder(*views[other])}; --out must be on storage every node shares")
+
+    def _resume_state(self) -> tuple[dict, list[Path]]:
+        """The newest checkpoint that loads, and the damaged newer ones skipped for it (the older ones are good)."""
+        problems, damaged = [], []
         for path in reversed(self.ckpts.steps()):
             try:
                 state = load(path)
             except ValueError as err:
                 problems.append(str(err))
+                damaged.append(path)
                 self.log.say(f"note: skipping {path}: {err}")
                 continue
             if state["spec"].get("hash") != self.spec.content_hash:
                 self.log.say(f"note: {self.spec.path} changed since {path.name} was written; resuming anyway")
             check_settings(state["train"], self.cfg, path, self.log.say)
             self.log.say(f"resuming from {path}")
-            return state
+            return state, damaged
         raise UsageError(f"cannot resume from {self.ckpts.dir}: no checkpoint there can be read ({problems[0]})")
 
     def _init_weights(self, ir, state: dict | None) -> None:
@@ -263,24 +299,20 @@ class Trainer:
         plan, cfg, env = self.plan, self.cfg, self.env
         inputs, targets = [s.name for s in plan.inputs], [s.name for s in plan.targets]
         shard = Shard(env.rank, env.world)
+        check_training_split(plan, len(self.dataset.train), env.world)
         train = Batches(self.dataset.train.tensors, inputs, targets, cfg.batch_size, shuffle=cfg.data.shuffle,
                         seed=cfg.seed, shard=shard, device=env.device, workers=cfg.data.workers)
         val = None
         if self.dataset.val is not None:
             val = Batches(self.dataset.val.tensors, inputs, targets, cfg.batch_size, shuffle=False, seed=0,
                           shard=shard, device=env.device, workers=cfg.data.workers, tail="merge")
-        if len(train) == 0:
-            raise SpecError([Diagnostic("E0702", "the training split has no batches", plan.span("data"))])
         return train, val
 
     def _autocast(self):
         precision, device = self.cfg.precision, self.env.device
         if precision == "32":
             return lambda: NO_CONTEXT
-        if precision == "fp16" and device.type != "cuda":
-            raise SpecError([Diagnostic("E0701", f"precision fp16 needs a CUDA device (this run is on {device.type})",
-                                        self.plan.span("precision"), label="needs CUDA",
-                                        help="use precision = \"bf16\" on CPU")])
+        check_precision(self.plan, device)
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
         return partial(torch.autocast, device_type=device.type, dtype=dtype)
 
