@@ -1,6 +1,8 @@
 """Op reference generated from the registry: `specc ops [NAME]` and docs/ops.md."""
 from __future__ import annotations
 
+import re
+
 from .ir.ops import OPS
 
 
@@ -49,14 +51,26 @@ def describe_op(name: str) -> str | None:
     return "\n".join(lines)
 
 
+def _markdown_text(doc: str) -> list[str]:
+    """An op's doc as Markdown paragraphs, one a line; outside `code`, * (in shapes and formulas) and <
+    are escaped so that they print as written rather than as emphasis or HTML."""
+    def escape(line: str) -> str:
+        parts = line.split("`")
+        parts[::2] = [re.sub(r"([\\*<])", r"\\\1", p) for p in parts[::2]]
+        return "`".join(parts)
+    return [x for line in doc.strip().splitlines() for x in (escape(line), "")]
+
+
 def markdown() -> str:
     """docs/ops.md."""
     out = ["# Op reference", "", "Generated from the op registry by `specc ops`; "
            "`python -m specc.opdocs > docs/ops.md` regenerates it.", ""]
     for op in sorted(OPS.values(), key=lambda o: (o.category, o.name)):
-        out += [f"## {op.name}", "", f"`{_signature(op)}`", "", op.doc.strip(), ""]
+        out += [f"## {op.name}", "", f"`{_signature(op)}`", "", *_markdown_text(op.doc)]
         if op.inferred:
             out += [f"- inferred from the input: {', '.join(f'`{n}`' for n in op.inferred)}"]
+        if op.positional:
+            out += [f"- positional order: `{', '.join(op.positional)}`"]
         lo, hi = op.inputs
         out += [f"- tensor inputs: {lo}" + ("" if lo == hi else f" to {hi}" if hi is not None else " or more")]
         if op.example:

@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
+import specc
 from specc.ir import dims
+from specc.ir.build import build
 from specc.ir.dims import Sym
 from specc.ir.ops import OPS, OpError, get_op
 from specc.ir.types import TensorType
@@ -62,6 +64,12 @@ def test_op_definition_is_consistent(name):
     assert 0 <= lo and (hi is None or hi >= lo)
 
 
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_every_op_documents_its_shape_rule(name):
+    # `specc ops NAME` and docs/ops.md give each op's input -> output shapes (issue 6)
+    assert "->" in OPS[name].doc, f"{name}'s doc gives no shape rule, such as [N, C, H, W] -> [N, C*H*W]"
+
+
 def test_positional_forms_match_the_builder_rule():
     # required, not-inferred positional fields: the short form Linear(128), Conv2d(64, 3)
     def required(name):
@@ -72,6 +80,25 @@ def test_positional_forms_match_the_builder_rule():
     assert OPS["Conv2d"].positional[0] == "in_channels"
     assert required("LSTM") == ["hidden_size"] and required("MultiheadAttention") == ["num_heads"]
     assert required("Embedding") == ["num_embeddings", "embedding_dim"]
+
+
+def test_group_norm_takes_torchs_positional_form(tmp_path):
+    def spec(call: str):
+        path = tmp_path / "m.dlspec"
+        path.write_text(f"spec 1\nmodel M {{\n  input x: float32[N, 64, 8, 8]\n  y = x |> g: {call}\n  output y\n}}\n")
+        return path
+
+    def params(call: str):
+        graph, diagnostics = build(specc.load(spec(call)))
+        assert diagnostics == []
+        return graph.layers["g"].params
+
+    assert params("GroupNorm(32, 64)") == params("GroupNorm(32)") == params("GroupNorm(32, num_channels = 64)")
+    assert params("GroupNorm(32, 64, 1e-3)") == params("GroupNorm(32, eps = 1e-3)")
+    [d] = specc.check([str(spec("GroupNorm(32, 63)"))])
+    assert (d.code, d.message, d.span.line, d.span.col) == \
+        ("E0301", "GroupNorm got num_channels 63 but its input has 64 channels", 4, 29)  # at the 63
+    assert d.help == "drop num_channels; specc infers it from the input"
 
 
 # --- shapes with symbolic dims -------------------------------------------------------------

@@ -38,24 +38,24 @@ def _same(name: str):
 
 
 _ELEMENTWISE = [
-    ("ReLU", NoParams, "max(x, 0).", "x |> ReLU"),
-    ("ReLU6", NoParams, "min(max(x, 0), 6).", "x |> ReLU6"),
-    ("GELU", GELUParams, "Gaussian error linear unit; approximate = \"tanh\" for the tanh form.",
+    ("ReLU", NoParams, "max(x, 0)", "x |> ReLU"),
+    ("ReLU6", NoParams, "min(max(x, 0), 6)", "x |> ReLU6"),
+    ("GELU", GELUParams, "Gaussian error linear unit; approximate = \"tanh\" for the tanh form",
      "x |> GELU(approximate = \"tanh\")"),
-    ("SiLU", NoParams, "x * sigmoid(x) (swish).", "x |> SiLU"),
-    ("Tanh", NoParams, "tanh(x).", "x |> Tanh"),
-    ("Sigmoid", NoParams, "1 / (1 + exp(-x)).", "x |> Sigmoid"),
-    ("LeakyReLU", LeakyReLUParams, "x if x > 0 else negative_slope * x.", "x |> LeakyReLU(0.1)"),
-    ("Hardswish", NoParams, "x * relu6(x + 3) / 6.", "x |> Hardswish"),
-    ("Softmax", SoftmaxParams, "Softmax over `dim` (default the last).", "logits |> Softmax"),
-    ("LogSoftmax", SoftmaxParams, "log(softmax(x)) over `dim` (default the last).", "logits |> LogSoftmax"),
-    ("Dropout", DropoutParams, "Zeroes elements with probability p while training; identity in eval.",
+    ("SiLU", NoParams, "x * sigmoid(x) (swish)", "x |> SiLU"),
+    ("Tanh", NoParams, "tanh(x)", "x |> Tanh"),
+    ("Sigmoid", NoParams, "1 / (1 + exp(-x))", "x |> Sigmoid"),
+    ("LeakyReLU", LeakyReLUParams, "x if x > 0 else negative_slope * x", "x |> LeakyReLU(0.1)"),
+    ("Hardswish", NoParams, "x * relu6(x + 3) / 6", "x |> Hardswish"),
+    ("Softmax", SoftmaxParams, "Softmax over `dim` (default the last)", "logits |> Softmax"),
+    ("LogSoftmax", SoftmaxParams, "log(softmax(x)) over `dim` (default the last)", "logits |> LogSoftmax"),
+    ("Dropout", DropoutParams, "Zeroes elements with probability p while training; identity in eval",
      "x |> Dropout(0.1)"),
 ]
 
 for _name, _params, _doc, _example in _ELEMENTWISE:
     register(OpDef(
-        name=_name, params=_params, infer=_same(_name), doc=_doc,
+        name=_name, params=_params, infer=_same(_name), doc=f"{_doc}: [*] -> [*], floating point.",
         positional=tuple(_params.model_fields),
         category="dropout" if _name == "Dropout" else "activation", example=_example,
     ))

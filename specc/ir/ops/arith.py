@@ -37,7 +37,9 @@ for _name, _sym in (("Add", "+"), ("Sub", "-"), ("Mul", "*"), ("Div", "/")):
     register(OpDef(
         name=_name, params=type(f"{_name}Params", (BinaryParams,), {"__module__": __name__}),
         infer=_binary(_name),
-        doc=f"a {_sym} b with numpy broadcasting, or x {_sym} other for a scalar other.",
+        doc=f"a {_sym} b with numpy broadcasting: [*A], [*B] -> [*broadcast(A, B)]; or x {_sym} other for a "
+            f"scalar other: [*] -> [*].\nThe dtype follows torch's promotion"
+            f"{' and is floating point (true division)' if _name == 'Div' else ''}.",
         inputs=(1, 2), positional=("other",), category="arith",
         example=f"{_name}(a, b)" if _name != "Mul" else "x |> Mul(0.5)",
     ))
@@ -64,7 +66,8 @@ def _matmul(p, inputs):
 
 register(OpDef(
     name="MatMul", params=MatMulParams, infer=_matmul,
-    doc="torch.matmul(a, b): [*, n, k] @ [*, k, m] -> [*, n, m] with broadcast batch dims.",
+    doc="torch.matmul(a, b): [*A, n, k] @ [*B, k, m] -> [*broadcast(A, B), n, m].\n"
+        "A 1-d a [k] or b [k] drops that dim from the output: [*, n, k] @ [k] -> [*, n].",
     macs=lambda p, i, o: dims.mul(dims.prod(o[0].shape), i[0].shape[-1]),
     inputs=(2, 2), category="arith", example="scores = MatMul(q, kt)",
 ))
@@ -94,6 +97,9 @@ def _reduce(name: str):
 for _name in ("Mean", "Sum"):
     register(OpDef(
         name=_name, params=type(f"{_name}Params", (ReduceParams,), {"__module__": __name__}),
-        infer=_reduce(_name), doc=f"The {_name.lower()} over `dim` (an int, a list, or all dims).",
+        infer=_reduce(_name),
+        doc=f"The {_name.lower()} over `dim` (an int, a list, or all dims): [N, T, C] -> [N, C] for dim = 1.\n"
+            "The reduced dims are dropped, or kept as 1 with keepdim = true ([N, 1, C]); all dims: [*] -> []."
+            f"{' Integer and bool inputs give int64.' if _name == 'Sum' else ''}",
         positional=("dim", "keepdim"), category="arith", example=f"x |> {_name}(1)",
     ))

@@ -58,8 +58,9 @@ def _mha_macs(p, inputs, outputs):
 
 register(OpDef(
     name="MultiheadAttention", params=MultiheadAttentionParams, infer=_mha,
-    doc="Multi-head attention, batch-first: (query[, key[, value]]) [N, T, E] -> [N, T, E]; one "
-        "input is self-attention; causal = true masks later positions.",
+    doc="Multi-head attention, batch-first: (query [N, T, E], key [N, S, kdim], value [N, S, vdim]) "
+        "-> [N, T, E].\nOne input is self-attention (key = value = query), two give key = value; causal = true masks "
+        "later positions. E must divide by num_heads.",
     param_shapes=_mha_params, macs=_mha_macs, inputs=(1, 3), inferred=("embed_dim", "kdim", "vdim"),
     positional=("embed_dim", "num_heads", "dropout", "bias"),
     category="attention", example="x |> MultiheadAttention(12, causal = true)",
@@ -94,8 +95,8 @@ def _sdpa_macs(p, inputs, outputs):
 
 register(OpDef(
     name="ScaledDotProductAttention", params=SDPAParams, infer=_sdpa,
-    doc="softmax(q k^T * scale) v over (q [*, L, E], k [*, S, E], v [*, S, Ev]) -> [*, L, Ev]; "
-        "torch.nn.functional.scaled_dot_product_attention.",
+    doc="softmax(q k^T * scale) v: (q [*, L, E], k [*, S, E], v [*, S, Ev]) -> [*, L, Ev].\n"
+        "The batch dims * broadcast; torch.nn.functional.scaled_dot_product_attention.",
     macs=_sdpa_macs, inputs=(3, 3), positional=("dropout_p", "is_causal", "scale"),
     category="attention", example="ScaledDotProductAttention(q, k, v, is_causal = true)",
 ))

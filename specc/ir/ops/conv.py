@@ -94,6 +94,22 @@ def _transpose_infer(name: str, n: int):
     return infer
 
 
+def _doc(n: int, transpose: bool) -> str:
+    """The shape rule: the output size along the first spatial dim (the others alike)."""
+    first, *rest = SPATIAL[n]
+    sizes = ", ".join(SPATIAL[n])
+    outs = ", ".join(f"{d}_out" for d in SPATIAL[n])
+    alike = f" ({', '.join(f'{d}_out' for d in rest)} alike)" if rest else ""
+    groups = "C and out_channels must divide by groups."
+    if transpose:
+        return (f"Transposed {n}-d convolution (an upsampling conv): [N, C, {sizes}] -> [N, out_channels, {outs}].\n"
+                f"{first}_out = ({first} - 1)*stride - 2*padding + dilation*(kernel_size - 1) + output_padding + 1"
+                f"{alike}.\noutput_padding must be below stride or dilation. {groups}")
+    return (f"{n}-d convolution: [N, C, {sizes}] -> [N, out_channels, {outs}].\n"
+            f"{first}_out = floor(({first} + 2*padding - dilation*(kernel_size - 1) - 1) / stride) + 1{alike}.\n"
+            f"padding = \"same\" keeps the size (stride 1 only); \"valid\" is padding 0. {groups}")
+
+
 def _register(n: int, transpose: bool) -> None:
     base = ConvTransposeParams if transpose else ConvParams
     name = f"ConvTranspose{n}d" if transpose else f"Conv{n}d"
@@ -113,11 +129,8 @@ def _register(n: int, transpose: bool) -> None:
 
     infer = _transpose_infer(name, n) if transpose else _conv_infer(name, n)
     with_out = ("output_padding",) if transpose else ()
-    sp = ", ".join(SPATIAL[n])
     register(OpDef(
-        name=name, params=params, infer=infer,
-        doc=(f"Transposed {n}-d convolution (an upsampling conv): [N, C, {sp}] -> [N, out_channels, ...]."
-             if transpose else f"{n}-d convolution: [N, C, {sp}] -> [N, out_channels, ...]."),
+        name=name, params=params, infer=infer, doc=_doc(n, transpose),
         param_shapes=weight, macs=macs, inferred=("in_channels",),
         positional=("in_channels", "out_channels", "kernel_size", "stride", "padding", *with_out,
                     *(("groups", "bias", "dilation") if transpose else ("dilation", "groups", "bias"))),

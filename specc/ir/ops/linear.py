@@ -64,8 +64,9 @@ class ParameterParams(OpParams):
 register(OpDef(
     name="Parameter", params=ParameterParams,
     infer=lambda p, inputs: Inferred(p, (TensorType("float32", tuple(p.shape)),)),
-    doc="A learned tensor of the given shape (initialised to zeros), e.g. a class token "
-        "[1, 1, 768] or a position embedding [1, 197, 768]; its state_dict key is '<layer>.weight'.",
+    doc="A learned tensor, initialised to zeros: no input -> [*shape].\n"
+        "E.g. a class token [1, 1, 768] or a position embedding [1, 197, 768]; its state_dict key is "
+        "'<layer>.weight'.",
     param_shapes=lambda p: {"weight": tuple(p.shape)},
     inputs=(0, 0), positional=("shape",), outputs_weight=True,
     category="linear", example="cls = class_token: Parameter([1, 1, 768])",

@@ -34,7 +34,7 @@ def _register_batchnorm(n: int) -> None:
 
     register(OpDef(
         name=name, params=type(f"{name}Params", (BatchNormParams,), {"__module__": __name__}),
-        infer=infer, doc=f"Batch normalisation over the channels of [{'] or ['.join(layouts)}].",
+        infer=infer, doc=f"Batch normalisation over the channels: {' or '.join(f'[{s}] -> [{s}]' for s in layouts)}.",
         param_shapes=lambda p: _affine((p.num_features,), p.affine, p.affine),
         inferred=("num_features",),
         positional=("num_features", "eps", "momentum", "affine", "track_running_stats"),
@@ -76,7 +76,7 @@ def _layer_norm(p, inputs):
 
 register(OpDef(
     name="LayerNorm", params=LayerNormParams, infer=_layer_norm,
-    doc="Layer normalisation over the last dim (or the trailing normalized_shape dims).",
+    doc="Layer normalisation over the trailing normalized_shape dims (default the last): [*, S] -> [*, S].",
     param_shapes=lambda p: _affine(tuple(p.normalized_shape), p.elementwise_affine,
                                    p.elementwise_affine and p.bias),
     inferred=("normalized_shape",),
@@ -97,7 +97,8 @@ def _rms_norm(p, inputs):
 
 register(OpDef(
     name="RMSNorm", params=RMSNormParams, infer=_rms_norm,
-    doc="Root-mean-square normalisation over the last dim (torch.nn.RMSNorm).",
+    doc="Root-mean-square normalisation over the trailing normalized_shape dims (default the last): "
+        "[*, S] -> [*, S].",
     param_shapes=lambda p: _affine(tuple(p.normalized_shape), p.elementwise_affine, False),
     inferred=("normalized_shape",), positional=("normalized_shape", "eps", "elementwise_affine"),
     category="norm", example="x |> RMSNorm(eps = 1e-6)",
@@ -117,7 +118,12 @@ def _group_norm(p: GroupNormParams, inputs):
     x, = inputs
     expect_min_rank("GroupNorm", x, 2)
     expect_float("GroupNorm", x)
-    p = fill("GroupNorm", p, "num_channels", static("GroupNorm", x.shape[1], "channels", x), "channels")
+    channels = static("GroupNorm", x.shape[1], "channels", x)
+    # fill's check, with the help the builder gives to `inferred` sizes (num_channels is not one: see below)
+    if p.num_channels not in (None, channels):
+        raise OpError(f"GroupNorm got num_channels {p.num_channels} but its input has {channels} channels",
+                      code="E0301", arg="num_channels", help="drop num_channels; specc infers it from the input")
+    p = with_values(p, num_channels=channels)
     check(p.num_channels % p.num_groups == 0,
           f"GroupNorm got num_groups {p.num_groups} but its {p.num_channels} channels are not "
           f"divisible by it", arg="num_groups")
@@ -126,11 +132,13 @@ def _group_norm(p: GroupNormParams, inputs):
 
 register(OpDef(
     name="GroupNorm", params=GroupNormParams, infer=_group_norm,
-    doc="Group normalisation of [N, C, *]: the C channels split into num_groups groups.",
+    doc="Group normalisation: [N, C, *] -> [N, C, *], the C channels split into num_groups groups "
+        "(C must divide by num_groups).\nnum_channels is inferred from the input (C) and checked when given, "
+        "as in torch's GroupNorm(32, 64).",
     param_shapes=lambda p: _affine((p.num_channels,), p.affine, p.affine),
-    inferred=("num_channels",),
-    # only num_groups positionally: with torch's order GroupNorm(32, 64), the short form would
-    # silently read 64 as eps
-    positional=("num_groups",),
+    # torch's order, num_channels included: GroupNorm(32) or GroupNorm(32, 64). num_channels is not
+    # `inferred`: the builder drops inferred fields from the positional order unless they come first
+    # (Linear(in, out)), so it would read GroupNorm(32, 64) as eps = 64. The rule fills it all the same.
+    positional=("num_groups", "num_channels", "eps", "affine"),
     category="norm", example="x |> GroupNorm(32)",
 ))

@@ -7,8 +7,8 @@ from typing import Literal, Union
 
 from .. import dims
 from ..dims import Dim
-from ._shapes import (NonNegOrTuple, Pos, PosFloat, PosOrTuple, check, check_positive, expect_float, expect_rank,
-                      layout, tup, window_out)
+from ._shapes import (SPATIAL, NonNegOrTuple, Pos, PosFloat, PosOrTuple, check, check_positive, expect_float,
+                      expect_rank, layout, tup, window_out)
 from .base import Inferred, OpDef, OpParams, register
 
 
@@ -65,18 +65,31 @@ def _adaptive_infer(name: str, n: int):
     return infer
 
 
+def _doc(kind: str, n: int) -> str:
+    """The shape rule: the output size along the first spatial dim (the other alike)."""
+    what = "Maximum" if "Max" in kind else "Average"
+    first, *rest = SPATIAL[n]
+    outs = ", ".join(f"{d}_out" for d in SPATIAL[n])
+    alike = f" ({rest[0]}_out alike)" if rest else ""
+    if kind.startswith("Adaptive"):
+        if n == 1:
+            return f"{what} over windows sized to give output_size: [N, C, L] -> [N, C, output_size]."
+        return (f"{what} over windows sized to give output_size: [{layout(n)}] -> [N, C, *output_size]; "
+                "a none in the list keeps that input size.")
+    span = f"{first} + 2*padding - " + ("dilation*(kernel_size - 1) - 1" if kind == "MaxPool" else "kernel_size")
+    return (f"{what} over kernel_size windows: [{layout(n)}] -> [N, C, {outs}].\n"
+            f"{first}_out = floor(({span}) / stride) + 1{alike}; stride defaults to kernel_size.\n"
+            "ceil_mode = true rounds up instead, less one if the last window would then start in the "
+            "right padding. padding must be at most half of kernel_size.")
+
+
 def _register(kind: str, n: int) -> None:
     name = f"{kind}{n}d"
     params = {"MaxPool": MaxPoolParams, "AvgPool": AvgPoolParams}.get(kind, AdaptivePoolParams)
     adaptive = params is AdaptivePoolParams
-    what = "maximum" if "Max" in kind else "average"
     register(OpDef(
         name=name, params=type(f"{name}Params", (params,), {"__module__": __name__}),
-        infer=(_adaptive_infer if adaptive else _pool_infer)(name, n),
-        doc=(f"{what.capitalize()} over windows sized to give output_size: [{layout(n)}] -> "
-             f"[N, C, *output_size]." if adaptive else
-             f"{what.capitalize()} over kernel_size windows of [{layout(n)}]; stride defaults to "
-             "kernel_size."),
+        infer=(_adaptive_infer if adaptive else _pool_infer)(name, n), doc=_doc(kind, n),
         # MaxPool: not ceil_mode, which torch's order puts after return_indices (not supported here)
         positional=tuple(f for f in params.model_fields if not (kind == "MaxPool" and f == "ceil_mode")),
         category="pooling",
@@ -129,7 +142,9 @@ def _upsample(p: UpsampleParams, inputs):
 
 register(OpDef(
     name="Upsample", params=UpsampleParams, infer=_upsample,
-    doc="Resizes the spatial dims of [N, C, *] to size, or by scale_factor (nearest or bilinear).",
+    doc="Resizes the spatial dims: [N, C, *S] -> [N, C, *size], or [N, C, *floor(S * scale_factor)].\n"
+        "Exactly one of size and scale_factor; a symbolic S needs a whole-number scale_factor. "
+        "mode \"nearest\" takes 3-d to 5-d inputs, \"bilinear\" 4-d ones.",
     positional=("size", "scale_factor", "mode", "align_corners"), category="pooling",
     example="x |> Upsample(scale_factor = 2)",
 ))

@@ -88,8 +88,11 @@ def _macs(name: str):
 for _name, _params in (("LSTM", LSTMParams), ("GRU", GRUParams), ("RNN", RNNParams)):
     register(OpDef(
         name=_name, params=_params, infer=_infer(_name),
-        doc=f"A multi-layer {_name} over [N, T, C] (batch_first, the default) or [T, N, C]; "
-            "output = \"sequence\" | \"last\" | \"hidden\" picks what it returns.",
+        doc=f"A multi-layer {_name}: [N, T, C] -> [N, T, D*hidden_size], or [N, D*hidden_size] with "
+            "output = \"last\" | \"hidden\".\n"
+            "D = 2 if bidirectional else 1. \"last\": the output at the last step; \"hidden\": h_n of the last "
+            "layer, both directions concatenated.\n"
+            "batch_first = false: [T, N, C] -> [T, N, D*hidden_size], or [N, D*hidden_size].",
         param_shapes=_param_shapes(_name), macs=_macs(_name), inferred=("input_size",),
         positional=tuple(f for f in _params.model_fields if f != "output"),
         category="recurrent", example=f"x |> {_name}(256, output = \"last\")",

@@ -50,7 +50,8 @@ def _flatten(p: FlattenParams, inputs):
 
 
 _op("Flatten", FlattenParams, _flatten,
-    "Merges dims start_dim..end_dim into one: [N, C, H, W] -> [N, C*H*W].", "x |> Flatten")
+    "Merges dims start_dim..end_dim into one of their product size: [N, C, H, W] -> [N, C*H*W] with the "
+    "defaults.\nIn general [*A, d_start, ..., d_end, *B] -> [*A, d_start*...*d_end, *B].", "x |> Flatten")
 
 
 class UnflattenParams(OpParams):
@@ -65,7 +66,9 @@ def _unflatten(p: UnflattenParams, inputs):
     return Inferred(p, (x.with_shape(x.shape[:d] + sizes + x.shape[d + 1:]),))
 
 
-_op("Unflatten", UnflattenParams, _unflatten, "Splits one dim into several: [N, 768] -> [N, 12, 64].",
+_op("Unflatten", UnflattenParams, _unflatten,
+    "Splits dim `dim` of size S into `sizes`: [*A, S, *B] -> [*A, *sizes, *B].\n"
+    "The sizes multiply to S; one may be -1, inferred: Unflatten(-1, [12, -1]) of [N, 768] is [N, 12, 64].",
     "x |> Unflatten(-1, [12, -1])")
 
 
@@ -84,7 +87,8 @@ def _reshape(p: ReshapeParams, inputs):
 
 
 _op("Reshape", ReshapeParams, _reshape,
-    "A new shape with the same elements; -1 is inferred and 0 keeps the input's size there.",
+    "A new shape with the same number of elements: [*] -> [*shape].\n"
+    "One size may be -1, inferred; 0 keeps the input's size at that position.",
     "x |> Reshape([0, -1, 64])")
 
 
@@ -104,7 +108,8 @@ def _permute(p: PermuteParams, inputs):
     return Inferred(p, (x.with_shape(x.shape[d] for d in order),))
 
 
-_op("Permute", PermuteParams, _permute, "Reorders the dims: Permute([0, 2, 1]) swaps the last two of three.",
+_op("Permute", PermuteParams, _permute,
+    "Reorders the dims: output dim i is input dim dims[i]; Permute([0, 2, 1]): [N, T, C] -> [N, C, T].",
     "x |> Permute([0, 2, 1])")
 
 
@@ -121,7 +126,8 @@ def _transpose(p: TransposeParams, inputs):
     return Inferred(p, (x.with_shape(shape),))
 
 
-_op("Transpose", TransposeParams, _transpose, "Swaps two dims.", "x |> Transpose(1, 2)")
+_op("Transpose", TransposeParams, _transpose, "Swaps dims dim0 and dim1: Transpose(1, 2) of [N, T, C] -> [N, C, T].",
+    "x |> Transpose(1, 2)")
 
 
 # --- Concat, Split, Chunk -------------------------------------------------------------------
@@ -148,7 +154,9 @@ def _concat(p: ConcatParams, inputs):
     return Inferred(p, (TensorType(dtype, x.shape[:d] + (size,) + x.shape[d + 1:]),))
 
 
-_op("Concat", ConcatParams, _concat, "Joins 2 or more tensors along `dim`; all other dims must match.",
+_op("Concat", ConcatParams, _concat,
+    "Joins 2 or more tensors along `dim`: [*A, S1, *B], [*A, S2, *B], ... -> [*A, S1 + S2 + ..., *B].\n"
+    "All other dims must match; the dtype follows torch's promotion.",
     "Concat(a, b, dim = 1)", inputs=(2, None))
 
 
@@ -174,8 +182,9 @@ def _split(p: SplitParams, inputs):
 
 
 _op("Split", SplitParams, _split,
-    "Splits along `dim` into pieces of one size (the last may be smaller) or of the listed sizes; "
-    "one output per piece.", "q, k, v = x |> Split(768)")
+    "Splits `dim` into pieces, one output each: [*A, S, *B] -> [*A, s1, *B], [*A, s2, *B], ...\n"
+    "An int gives pieces of that size, the last one smaller if it does not divide S (which must be fixed); "
+    "a list gives the sizes, which must sum to S.", "q, k, v = x |> Split(768)")
 
 
 class ChunkParams(OpParams):
@@ -199,7 +208,10 @@ def _chunk(p: ChunkParams, inputs):
     return Inferred(p, tuple(x.with_shape(x.shape[:d] + (s,) + x.shape[d + 1:]) for s in sizes))
 
 
-_op("Chunk", ChunkParams, _chunk, "Splits along `dim` into `chunks` pieces; one output per piece.",
+_op("Chunk", ChunkParams, _chunk,
+    "Splits `dim` into `chunks` pieces, one output each: [*A, S, *B] -> chunks x [*A, S/chunks, *B].\n"
+    "If chunks does not divide S (which must then be fixed), the pieces are ceil(S/chunks) long, the last "
+    "shorter; there must still be `chunks` of them.",
     "q, k, v = x |> Chunk(3)")
 
 
@@ -220,8 +232,8 @@ def _select(p: SelectParams, inputs):
     return Inferred(p, (x.with_shape(x.shape[:d] + x.shape[d + 1:]),))
 
 
-_op("Select", SelectParams, _select, "x.select(dim, index): picks one position and drops the dim, e.g. "
-    "the class token x[:, 0].", "cls = x |> Select(1, 0)")
+_op("Select", SelectParams, _select, "x.select(dim, index): picks one position and drops the dim: "
+    "[*A, S, *B] -> [*A, *B].\nE.g. the class token x[:, 0].", "cls = x |> Select(1, 0)")
 
 
 class SliceParams(OpParams):
@@ -265,8 +277,9 @@ def _reach(start: int, end: int | None) -> int | None:
     return reach or None
 
 
-_op("Slice", SliceParams, _slice, "x[start:end:step] along `dim` (Python slicing rules); over a symbolic "
-    "size the inferred shape assumes the size reaches the slice's fixed ends (x[1:7] of N is 3 long for "
+_op("Slice", SliceParams, _slice,
+    "x[start:end:step] along `dim`: [*A, S, *B] -> [*A, len(range(S)[start:end:step]), *B].\n"
+    "Over a symbolic S the inferred shape assumes S reaches the slice's fixed ends (x[1:7] of N is 6 long for "
     "N >= 7), which the compiled model checks.", "x |> Slice(1, 0, 16)",
     positional=("dim", "start", "end", "step"), inferred=("assumes",))
 
@@ -277,8 +290,8 @@ class IdentityParams(OpParams):
     pass
 
 
-_op("Identity", IdentityParams, lambda p, inputs: Inferred(p, inputs), "Returns its input.", "x |> Identity",
-    category="misc")
+_op("Identity", IdentityParams, lambda p, inputs: Inferred(p, inputs), "Returns its input: [*] -> [*].",
+    "x |> Identity", category="misc")
 
 
 class ExpandAsParams(OpParams):
@@ -303,8 +316,9 @@ def _expand_as(p: ExpandAsParams, inputs):
 
 
 _op("ExpandAs", ExpandAsParams, _expand_as,
-    "Repeats src along the listed size-1 dims to ref's sizes there, e.g. a class token [1, 1, 768] "
-    "to [N, 1, 768] (a view, no copy).", "cls = ExpandAs(class_token, x)", inputs=(2, 2),
+    "Repeats src along its size-1 `dims` to ref's sizes (a view, no copy): (src, ref) -> src's shape with "
+    "ref's sizes at `dims`.\nsrc and ref have one rank; e.g. a class token [1, 1, 768] and x [N, 197, 768] "
+    "-> [N, 1, 768].", "cls = ExpandAs(class_token, x)", inputs=(2, 2),
     inferred=("rank",), positional=("dims",))
 
 
@@ -319,5 +333,5 @@ def _positions(p: PositionsParams, inputs):
 
 
 _op("Positions", PositionsParams, _positions,
-    "int64 positions 0..size-1 of `dim` of x (on x's device): the input of a learned position "
-    "embedding.", "pos = tokens |> Positions |> wpe: Embedding(1024, 768)")
+    "The positions 0..S-1 of `dim` of x (on x's device): [*A, S, *B] -> int64[S].\n"
+    "The input of a learned position embedding.", "pos = tokens |> Positions |> wpe: Embedding(1024, 768)")
