@@ -310,3 +310,15 @@ def test_a_section_or_model_in_error_hides_no_error_of_the_rest_of_the_file(tmp_
     # an error in a block (or a constant, or an import) is one the models may depend on: reported alone
     found = _found("block C(k, k) (x) {\n  return x\n}\n" + model_b, tmp_path)
     assert [code for code, *_ in found] == ["E0208"]
+
+
+def test_an_import_that_fails_is_one_error_that_names_where_it_is_imported(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "bad.dlspec").write_text("spec 1\nblock B(k) (x) {\n  return x |> Linear(k\n}\n")
+    uses = "model M {\n  input x: float32[N, 8]\n  y = x |> B(4) |> B(K)\n  output y\n}\n"
+    (tmp_path / "m.dlspec").write_text('spec 1\nimport "lib/bad.dlspec"\n' + uses)
+    (d,) = specc.check([str(tmp_path / "m.dlspec")])  # not also one "unknown block `B`" per use
+    assert (d.code, Path(d.span.file).name) == ("E0102", "bad.dlspec")
+    assert [(n.message, n.span.line) for n in d.notes] == [("the file is imported", 2)]
+    (tmp_path / "n.dlspec").write_text('spec 1\nimport "lib/missing.dlspec"\n' + uses)
+    assert [d.code for d in specc.check([str(tmp_path / "n.dlspec")])] == ["E0501"]

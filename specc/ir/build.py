@@ -200,6 +200,7 @@ class Builder:
         self._const_busy: set[str] = set()
         self._copies = 1  # how many times the enclosing repeats run what is being expanded now
         self._expanded: set[str] = set()  # blocks whose body a model ran (the others: check_unused_blocks)
+        self.import_failed = False  # then an unknown name may be the failed import's: its error is the one told
         self._import(spec)
 
     # ---- diagnostics ----
@@ -220,6 +221,7 @@ class Builder:
             unusable = _unusable_file_name(rel)
             if unusable:
                 self.error("E0501", f"cannot import {unparse.literal(rel)}: {unusable}", span, label="not a file name")
+                self.import_failed = True
                 continue
             target = _display_path(spec.folder / rel)
             key = str(Path(target).resolve())
@@ -230,22 +232,26 @@ class Builder:
                 chain = " -> ".join(Path(p).name for p in self.import_stack[self.import_stack.index(key):]) \
                     + f" -> {Path(target).name}"
                 self.error("E0502", f"import cycle: {chain}", span, label="this import closes the cycle")
+                self.import_failed = True
                 continue
             problem = _not_a_spec_file(target)
             if problem:  # nothing else is read (a line of /etc/passwd would show in the syntax error)
                 why, label = problem
                 self.error("E0501", f"cannot import \"{rel}\": {why}", span, label=label,
                            help="imports are relative to the importing file")
+                self.import_failed = True
                 continue
             sub = self.imported.get(key)
             if sub is None:
                 try:
                     imported = _load_import(target)
                 except SpecError as err:
-                    self.diagnostics += err.diagnostics
+                    self.diagnostics += _imported_at(err.diagnostics, span)
+                    self.import_failed = True
                     continue
                 sub = self.imported[key] = Builder(imported, import_stack=self.import_stack, imported=self.imported)
-                self.diagnostics += sub.diagnostics
+                self.diagnostics += _imported_at(sub.diagnostics, span)
+            self.import_failed |= sub.import_failed
             for kind, names, theirs in (("block", self.library.blocks, sub.library.blocks),
                                         ("constant", self.library.constants, sub.library.constants)):
                 for name, entry in theirs.items():
@@ -630,6 +636,8 @@ class Builder:
         if e.id in scope.layers:
             self.fail("E0405", f"`{e.id}` names a layer, not a value", e.span, scope,
                       help=f"apply it again with `x |> {e.id}` to share its weights")
+        if self.import_failed:
+            raise StmtError()  # the import that failed may define it
         known = list(scope.values) + list(self.library.constants)
         self.fail("E0401", f"`{e.id}` is not defined", e.span, scope, label="undefined",
                   help=did_you_mean(e.id, known))
@@ -873,6 +881,8 @@ class Builder:
                       if scope.layers[func] in self.layers else f"to share its weights: `x |> {func}`")
         if func in BUILTINS:
             self.fail("E0405", f"{func}() is a function, not a layer", call.func_span, scope)
+        if self.import_failed:
+            raise StmtError()  # the import that failed may define it
         candidates = list(OPS) + list(self.library.blocks) + list(scope.layers)
         self.fail("E0402", f"unknown op or block `{func}`", call.func_span, scope, label="not defined",
                   help=did_you_mean(func, candidates))
@@ -1337,6 +1347,11 @@ def _telling_errors_first(errors: list, arg_spans: dict) -> list:
         span = arg_spans.get(e["loc"][0] if e["loc"] else None)
         return (span.line, span.col) if span else (0, 0), e["type"].endswith("_type")
     return sorted(errors, key=key)
+
+
+def _imported_at(diagnostics: list[Diagnostic], span: SourceSpan | None) -> list[Diagnostic]:
+    """An imported file's diagnostics, each noting where the file is imported."""
+    return [replace(d, notes=d.notes + (Note("the file is imported", span),)) for d in diagnostics]
 
 
 def _load_import(path: str):

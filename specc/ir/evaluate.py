@@ -104,8 +104,10 @@ def compare(op: str, a, b) -> bool:
         return (a == b) == (op == "==")
     if isinstance(a, NUMBER) and isinstance(b, NUMBER) and not isinstance(a, bool) and not isinstance(b, bool):
         return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+    symbolic = isinstance(a, D.Sym) or isinstance(b, D.Sym)
     raise EvalError(f"cannot compare {type_name(a)} and {type_name(b)} with `{op}`",
-                    help="symbolic sizes can only be compared with == and !=")
+                    help="a symbolic size is known only at run time: a comparison holds only between equal "
+                         "forms (`H // 2 == H // 2`)" if symbolic else None)
 
 
 def truth(v, what: str = "a condition") -> bool:
