@@ -22,18 +22,8 @@ MAX_SAMPLE_VALUES = 2**28  # all inputs of one sample together (1 GiB of float32
 def signature(compiled) -> Signature:
     graph = compiled.ir
     inputs = tuple(_spec(vid, graph.values[vid].type) for vid in graph.inputs)
-    names = output_names(compiled)
-    outputs = tuple(_spec(name, graph.values[vid].type) for name, vid in zip(names, graph.outputs))
+    outputs = tuple(_spec(name, graph.values[vid].type) for name, vid in zip(graph.output_names, graph.outputs))
     return Signature(inputs, outputs, batch_first(graph.symbols, inputs))
-
-
-def output_names(compiled) -> list[str]:
-    """The spec's `output` names (the IR's outputs are the ids of the nodes that make them)."""
-    graph = compiled.ir
-    model = compiled.spec.models.get(graph.name)
-    if model is not None and len(model.outputs) == len(graph.outputs):
-        return list(model.outputs)
-    return list(graph.outputs)
 
 
 def batch_first(symbols, inputs) -> tuple[str, ...]:

@@ -1031,7 +1031,7 @@ class Builder:
             if err.code == "E0301" and err.arg in op.inferred and not layer_exists and isinstance(call, A.Call):
                 fixed = tuple(a for a in call.args if a.span != arg_spans.get(err.arg))
                 help_ = f"drop the input size; specc infers it: {unparse.call(call.func, fixed)}"
-            label = err.label or (f"input is {_shape_text(types[0])}" if types and err.code == "E0301" else "")
+            label = err.label or (f"input is {D.fmt_shape(types[0].shape)}" if types and err.code == "E0301" else "")
             self.fail(err.code, err.message, span or getattr(call, "span", None), scope, label=label, help=help_)
         self._check_input_dtypes(op, result.params, tensors, [input_span(i) for i in range(len(tensors))],
                                  call, scope)
@@ -1368,8 +1368,6 @@ def _load_import(path: str):
 
 def _display_path(path: Path) -> str:
     """A path as diagnostics show it: relative to the working directory when inside it."""
-    import os
-
     text = os.path.normpath(str(path))
     rel = os.path.relpath(os.path.abspath(text))
     return rel if not rel.startswith("..") else os.path.abspath(text)
@@ -1397,10 +1395,6 @@ def _show(v) -> str:
     if isinstance(v, Tensor):
         return f"a tensor {v.type}"
     return unparse.literal(v) if isinstance(v, (int, float, str, bool, tuple, type(None))) else str(v)
-
-
-def _shape_text(t: TensorType) -> str:
-    return D.fmt_shape(t.shape)
 
 
 def build(spec, model: str | None = None, *, params: dict | None = None, max_params: int = MAX_PARAMS):

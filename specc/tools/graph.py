@@ -49,7 +49,7 @@ def _shape(t) -> str:
     return text[len("float32"):] if text.startswith("float32[") else text
 
 
-def drawing(graph, depth: int | None = None, output_names=()) -> Drawing:
+def drawing(graph, depth: int | None = None) -> Drawing:
     """The boxes, clusters and edges of a model graph, with groups deeper than `depth` collapsed."""
     blocks = graph.block_groups()
     root = Cluster("", graph.name)
@@ -90,8 +90,7 @@ def drawing(graph, depth: int | None = None, output_names=()) -> Drawing:
                 edges[(box_of[value], box.id, value)] = _shape(graph.values[value].type)
         for value in node.outputs:
             box_of[value] = box.id
-    for i, value in enumerate(graph.outputs):
-        name = output_names[i] if i < len(output_names) else value
+    for name, value in zip(graph.output_names, graph.outputs):
         box = Box(f"output:{name}", (name,), "output")
         root.boxes.append(box)
         edges[(box_of[value], box.id, value)] = _shape(graph.values[value].type)
@@ -174,8 +173,7 @@ def _load(path: str, model: str | None):
 
     if not os.path.isfile(path):
         raise UsageError(f"{path} is a folder, not a spec file" if os.path.isdir(path) else f"no such file: {path}")
-    spec = load_file(path)
-    return spec, build_ir(spec, model)
+    return build_ir(load_file(path), model)
 
 
 def render(text: str, fmt: str) -> bytes:
@@ -198,8 +196,8 @@ def cmd_graph(args) -> int:
         raise UsageError("--depth must be at least 1")
     if args.format == "png" and not args.out:
         raise UsageError("--format png needs -o FILE")
-    spec, graph = _load(args.spec, args.model)
-    d = drawing(graph, args.depth, spec.models[graph.name].outputs)
+    graph = _load(args.spec, args.model)
+    d = drawing(graph, args.depth)
     if args.format == "mermaid":
         data: bytes | str = to_mermaid(d)
     elif args.format == "dot":

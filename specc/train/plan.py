@@ -20,7 +20,6 @@ from .data import DataPlan, Slot, probe_data
 
 CLASSIFICATION_LOSSES = ("cross_entropy", "nll")
 REGRESSION_LOSSES = ("mse", "l1", "huber")
-CLASS_METRICS = ("accuracy", "f1", "precision", "recall")
 REGRESSION_METRICS = ("mae", "mse", "r2")
 HIGHER_IS_BETTER = ("accuracy", "f1", "precision", "recall", "r2")
 
@@ -217,7 +216,7 @@ class _Checker:
         outputs = self._outputs()
         targets = self._targets()
         losses = self._losses(outputs, targets)
-        metrics = self._metrics(outputs, targets, losses)
+        metrics = self._metrics(outputs, losses)
         data = self._data(inputs, targets, losses, outputs)
         has_val = data.has_val if data is not None else True
         early_stop = self._early_stop(has_val)
@@ -242,11 +241,7 @@ class _Checker:
         return tuple(slots)
 
     def _outputs(self) -> tuple[Slot, ...]:
-        model = self.spec.models.get(self.ir.name)
-        names = list(model.outputs) if model is not None else list(self.ir.outputs)
-        if len(names) != len(self.ir.outputs):
-            names = list(self.ir.outputs)
-        return tuple(Slot(name, self.ir.values[vid].type) for name, vid in zip(names, self.ir.outputs))
+        return tuple(Slot(name, self.ir.values[vid].type) for name, vid in zip(self.ir.output_names, self.ir.outputs))
 
     def _targets(self) -> tuple[Slot, ...]:
         slots = []
@@ -312,10 +307,8 @@ class _Checker:
         return None
 
     # -- metrics
-    def _metrics(self, outputs, targets, losses) -> tuple[MetricSpec, ...]:
-        if not self.cfg.metrics:
-            return ()
-        if not losses:
+    def _metrics(self, outputs, losses) -> tuple[MetricSpec, ...]:
+        if not self.cfg.metrics or not losses:
             return ()
         first = losses[0]
         out = outputs[first.index].type
