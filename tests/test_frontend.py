@@ -322,3 +322,11 @@ def test_an_import_that_fails_is_one_error_that_names_where_it_is_imported(tmp_p
     assert [(n.message, n.span.line) for n in d.notes] == [("the file is imported", 2)]
     (tmp_path / "n.dlspec").write_text('spec 1\nimport "lib/missing.dlspec"\n' + uses)
     assert [d.code for d in specc.check([str(tmp_path / "n.dlspec")])] == ["E0501"]
+
+
+def test_a_misspelt_activation_of_a_std_transformer_layer_is_an_error_not_relu(tmp_path):
+    (tmp_path / "std").symlink_to(ROOT / "specs" / "std")
+    found = _found('spec 1\nimport "std/transformer.dlspec"\nmodel M {\n  input x: float32[N, T, 8]\n'
+                   '  y = x |> TransformerEncoderLayer(heads = 2, ff = 16, activation = "Gelu")\n  output y\n}\n', tmp_path)
+    assert [(code, line) for code, _, line, _ in found] == [("E0405", 25)]
+    assert "input should be 'relu', 'relu6', 'gelu'" in found[0][1]

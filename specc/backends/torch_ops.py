@@ -179,9 +179,11 @@ LOWERINGS["Parameter"] = Lowering(module=_parameter,
 
 # --- activations ---------------------------------------------------------------------------
 
-for _name, _fn in (("ReLU", torch.relu), ("ReLU6", F.relu6), ("SiLU", F.silu), ("Tanh", torch.tanh),
-                   ("Sigmoid", torch.sigmoid), ("Hardswish", F.hardswish)):
-    LOWERINGS[_name] = function(_fn)
+ACTIVATIONS = {"relu": torch.relu, "relu6": F.relu6, "gelu": F.gelu, "silu": F.silu, "tanh": torch.tanh,
+               "sigmoid": torch.sigmoid, "hardswish": F.hardswish}
+for _name in ("ReLU", "ReLU6", "SiLU", "Tanh", "Sigmoid", "Hardswish"):
+    LOWERINGS[_name] = function(ACTIVATIONS[_name.lower()])
+LOWERINGS["Activation"] = Lowering(emit=lambda g, ins, p, t: (g.call_function(ACTIVATIONS[p.name], tuple(ins)),))
 LOWERINGS["GELU"] = function(F.gelu, kwargs=lambda p: changed(p, "approximate"))
 LOWERINGS["LeakyReLU"] = function(F.leaky_relu, args=lambda p: (p.negative_slope,))
 LOWERINGS["Softmax"] = function(torch.softmax, kwargs=lambda p: {"dim": p.dim})

@@ -27,6 +27,11 @@ class DropoutParams(OpParams):
     p: Prob = 0.5
 
 
+class ActivationParams(OpParams):
+    # torch's names, as nn.TransformerEncoderLayer(activation="gelu") takes them
+    name: Literal["relu", "relu6", "gelu", "silu", "tanh", "sigmoid", "hardswish"]
+
+
 def _same(name: str):
     def infer(p, inputs):
         x, = inputs
@@ -51,6 +56,9 @@ _ELEMENTWISE = [
     ("LogSoftmax", SoftmaxParams, "log(softmax(x)) over `dim` (default the last)", "logits |> LogSoftmax"),
     ("Dropout", DropoutParams, "Zeroes elements with probability p while training; identity in eval",
      "x |> Dropout(0.1)"),
+    ("Activation", ActivationParams, "The activation a block parameter names (one of relu, relu6, gelu, silu, "
+     "tanh, sigmoid, hardswish), as torch's activation=\"gelu\"; another name is an error",
+     "h |> Activation(activation)"),
 ]
 
 for _name, _params, _doc, _example in _ELEMENTWISE:
