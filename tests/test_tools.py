@@ -661,3 +661,14 @@ def test_a_second_spec_header_is_an_error_as_in_yaml(tmp_path):
     path.write_text("spec 1\nspec 1\nmodel M {\n  input x: float32[N, 4]\n  output x\n}\n")
     (d,) = specc.check([path])
     assert (d.code, d.message, d.span.line) == ("E0208", "the `spec` header appears twice", 2)
+
+
+def test_convert_into_another_folder_rewrites_the_relative_imports(tmp_path):
+    yaml_path = tmp_path / "elsewhere" / "r18.yaml"
+    yaml_path.parent.mkdir()
+    assert main(["convert", str(ROOT / "specs" / "resnet18.dlspec"), "--to", "yaml", "-o", str(yaml_path)]) == 0
+    assert specc.check([str(yaml_path)]) == []  # std/resnet.dlspec is found from the new folder
+    back = tmp_path / "third" / "r18.dlspec"  # and back, into a third folder
+    back.parent.mkdir()
+    assert main(["convert", str(yaml_path), "--to", "dlspec", "-o", str(back)]) == 0
+    assert specc.check([str(back)]) == []

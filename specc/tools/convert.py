@@ -652,10 +652,27 @@ def _is_tensor_type(text: str) -> bool:
 
 
 # ---- the command -------------------------------------------------------------------------
-def convert_text(text: str, file: str, to: str) -> str:
+def convert_text(text: str, file: str, to: str, out_dir: str | None = None) -> str:
+    """`text` (of `file`) in the `to` form; `out_dir`: where it will be written, which its relative
+    imports are rewritten for (they are relative to the importing file's folder)."""
     if is_yaml(file):
         text = to_dlspec(text, file)
+    if out_dir is not None:
+        text = _imports_from(text, file, out_dir)
     return to_yaml(text, file) if to == "yaml" else format_text(text, file)
+
+
+def _imports_from(text: str, file: str, out_dir: str) -> str:
+    """The .dlspec text with its relative imports made relative to `out_dir` instead of file's folder."""
+    src = Source(text, file)
+    here = os.path.dirname(os.path.abspath(file))
+
+    def moved(path: str) -> str:
+        if os.path.isabs(path):
+            return path
+        return os.path.relpath(os.path.join(here, path), os.path.abspath(out_dir)).replace(os.sep, "/")
+    src.items = [(tag, moved(value) if tag == "import" else value, span) for tag, value, span in src.items]
+    return format_source(src)
 
 
 def cmd_convert(args) -> int:
@@ -669,7 +686,7 @@ def cmd_convert(args) -> int:
     except Failed as failed:
         raise SpecError([failed.diagnostic]) from None
     load_text(text, args.spec)  # a spec with errors is reported, not converted
-    out = convert_text(text, args.spec, args.to)
+    out = convert_text(text, args.spec, args.to, os.path.dirname(os.path.abspath(args.out)) if args.out else None)
     if args.out and os.path.exists(args.out) and os.path.samefile(args.out, args.spec):
         raise UsageError(f"-o {args.out} is the spec being converted; write the {args.to} form to another file")
     if args.out:
