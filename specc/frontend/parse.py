@@ -56,6 +56,10 @@ class Newlines:
         self.continued: dict[int, Token] = {}
         self.joined_after: Token | None = None  # a newline was just dropped after this token
 
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        return self.text.split("\n")
+
     def process(self, stream):
         # No token is held back: Lark's contextual lexer needs the parser to have seen each
         # token before the next is lexed, so the next line is peeked at in the raw text.
@@ -151,9 +155,10 @@ def parse(text: str, file: str, start: str = "start", line_offset: int = 0, fold
         raise Failed(diag) from None
 
 
-# A line that starts a top-level item at column 1 (`model`, `block`, `import`, `spec`, or the
-# `train` and `export` sections): after a syntax error, parsing resumes at the next one.
-ITEM_START = re.compile(r"(?:model|block|import|spec)\b|(?:train|export)\b(?:[ \t]+[A-Za-z_]\w*)?[ \t]*\{")
+# A line that starts a top-level item at column 1 (`model M`, `block B`, `import "..."`, `spec 1`,
+# or the `train` and `export` sections): after a syntax error, parsing resumes at the next one.
+ITEM_START = re.compile(r'(?:model|block)[ \t]+[A-Za-z_]|import[ \t]*"|spec[ \t]+\d'
+                        r'|(?:train|export)\b(?:[ \t]+[A-Za-z_]\w*)?[ \t]*\{')
 
 
 def later_syntax_errors(text: str, file: str, first: Diagnostic, limit: int = 20) -> list[Diagnostic]:
@@ -257,24 +262,25 @@ def _slip(tok: Token, expected: set, prev: Token | None, postlex: Newlines, file
     """Tailored messages for the common slips."""
     span = _span_of(tok, file)
     unclosed = postlex.open[-1] if postlex.open else None
+    before_item = _unclosed_before_item(tok, postlex)
+    if before_item is not None:
+        return _never_closed(before_item, file)
     if unclosed is not None and CLOSERS_FOR[unclosed.type] in expected and (
-            tok.type in ("$END", "RBRACE") or (prev is not None and tok.line > prev.line)):
-        closer = OPENERS[unclosed.type]
-        closing = {"(": ")", "[": "]", "{": "}"}[closer]
-        return Diagnostic("E0102", f"missing `{closing}`: this `{closer}` is never closed",
-                          _span_of(unclosed, file), label=f"opened here",
-                          help=f"add `{closing}` where the {'block' if closer == '{' else 'list or call'} ends")
+            tok.type in ("$END", "RBRACE")
+            or (prev is not None and tok.line > prev.line and not _within(unclosed, tok.line, postlex.lines))):
+        return _never_closed(unclosed, file)
     unfinished = _unfinished_line(tok, postlex, file)
     if unfinished is not None:
         return unfinished
     if prev is not None and prev.type == "COMMA" and tok.type in ("RBRACE", "$END", "EQUAL", "_NL"):
         return Diagnostic("E0103", "trailing comma: nothing follows this `,`",
                           SourceSpan.point(file, prev.line, prev.column), label="remove this comma")
-    if (tok.type in ("NAME", "INT", "FLOAT", "STRING") and "COMMA" in expected and prev is not None
-            and prev.line == tok.line and postlex.open and postlex.open[-1].type in ("LPAR", "LSQB")):
+    if (tok.type in ("NAME", "INT", "FLOAT", "STRING", "LSQB") and "COMMA" in expected and prev is not None
+            and unclosed is not None and unclosed.type in ("LPAR", "LSQB")
+            and (prev.line == tok.line or _within(unclosed, tok.line, postlex.lines))):
         return Diagnostic("E0101", f"missing `,` before {_describe(tok)}", span, label="expected `,` before this",
                           help="separate arguments and list items with `,`")
-    line_before = postlex.text.split("\n")[tok.line - 1][:tok.column - 1] if tok.type == "NAME" else ""
+    line_before = postlex.lines[tok.line - 1][:tok.column - 1] if tok.type == "NAME" else ""
     if ("|>" in line_before and "PIPE" in expected and prev is not None and prev.line == tok.line
             and (not postlex.open or postlex.open[-1].type == "LBRACE")):
         return Diagnostic("E0101", f"expected `|>` or the end of the line, found name `{tok.value}`", span,
@@ -299,33 +305,71 @@ def _slip(tok: Token, expected: set, prev: Token | None, postlex: Newlines, file
 CLOSERS_FOR = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
 
 
-# the start of a statement (or of a block's closing brace), as a line that continues another may not read
-STATEMENT_START = re.compile(r"(?:output|return|input|tie|if)\b"  # a keyword, or `a, b = `, `x: [N, 4] = `
-                             r"|[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*\s*(?::[^=\n]*)?=(?!=)")
+def _never_closed(unclosed: Token, file: str) -> Diagnostic:
+    closing = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}[unclosed.type]
+    return Diagnostic("E0102", f"missing `{closing}`: this `{unclosed.value}` is never closed",
+                      _span_of(unclosed, file), label="opened here",
+                      help=f"add `{closing}` where the {'block' if closing == '}' else 'list or call'} ends")
+
+
+def _unclosed_before_item(tok: Token, postlex: Newlines) -> Token | None:
+    """The innermost open bracket with a top-level item (`model B {` at column 1) on a line after
+    it, up to the error: the bracket was never closed, and the parser read on into the next item."""
+    for unclosed in reversed(postlex.open):
+        if any(ITEM_START.match(postlex.lines[i]) for i in range(unclosed.line, tok.line)):
+            return unclosed
+    return None
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _within(unclosed: Token, line: int, lines: list[str]) -> bool:
+    """Whether `line` is indented deeper than the line where `unclosed` opened, when that is a `(`
+    or `[`: it then holds the call's arguments or the list's items, and does not start a statement."""
+    return (unclosed.type != "LBRACE" and unclosed.line < line
+            and _indent(lines[line - 1]) > _indent(lines[unclosed.line - 1]))
+
+
+# the start of a statement, as a line that continues another may not read: a keyword, ...
+STATEMENT_KEYWORD = re.compile(r"(?:output|return|input|tie|if)\b(?![ \t]*=)")
+# ... or an assignment: `y = `, `a, b = `, `x: [N, 4] = `
+ASSIGNMENT_START = re.compile(r"[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*\s*(?::[^=\n]*)?=(?!=)")
+
+
+def _starts_statement(line: int, tok: Token, postlex: Newlines) -> bool:
+    """Whether `line`, which continues the line before, reads as a statement of its own. An
+    assignment does so only where the parser stopped at its start: past its `=` it was read as a
+    keyword argument or a setting, and within an open `(` or `[` it is a keyword argument."""
+    text = postlex.lines[line - 1]
+    first = text.lstrip()
+    if STATEMENT_KEYWORD.match(first):
+        return True
+    start = ASSIGNMENT_START.match(first)
+    if start is None or tok.line != line or tok.column > _indent(text) + start.end():
+        return False
+    return not (postlex.open and _within(postlex.open[-1], line, postlex.lines))
 
 
 def _unfinished_line(tok: Token, postlex: Newlines, file: str) -> Diagnostic | None:
     """A line that ends in an operator or an open bracket continues on the next line; when that
     next line reads as a statement of its own (not indented further, starting like one) and the
     error is on it or after it, the earlier line was left unfinished: say so there."""
-    lines = postlex.text.split("\n")
+    lines = postlex.lines
     line = tok.line
     continued = dict(postlex.continued)
     if postlex.joined_after is not None and tok.line > postlex.joined_after.line:  # the lexer stopped at tok
         continued[tok.line] = postlex.joined_after
     while line in continued:
         joiner = continued[line]
-        first = lines[line - 1].lstrip()
-        indent = len(lines[line - 1]) - len(first)
-        joiner_indent = len(lines[joiner.line - 1]) - len(lines[joiner.line - 1].lstrip())
+        text = lines[line - 1]
         operator = joiner.type not in ("COMMA", *OPENERS)  # `y = x |>` then `}` ends the block unfinished
-        if indent <= joiner_indent and ((operator and first.startswith("}")) or STATEMENT_START.match(first)):
+        if _indent(text) <= _indent(lines[joiner.line - 1]) and (
+                (operator and text.lstrip().startswith("}")) or _starts_statement(line, tok, postlex)):
             unclosed = postlex.open[-1] if postlex.open else None
             if unclosed is not None and unclosed.type != "LBRACE" and unclosed.line < line:
-                closing = {"LPAR": ")", "LSQB": "]"}[unclosed.type]
-                return Diagnostic("E0102", f"missing `{closing}`: this `{unclosed.value}` is never closed",
-                                  _span_of(unclosed, file), label="opened here",
-                                  help=f"add `{closing}` where the list or call ends")
+                return _never_closed(unclosed, file)
             if joiner.type not in CONTINUE_AFTER:
                 return None
             return Diagnostic("E0101", f"unfinished line: nothing follows `{joiner.value}`", _span_of(joiner, file),

@@ -238,8 +238,22 @@ def to_ast(tree: Tree, file: str, line_offset: int = 0):
     try:
         return ToAst(file, line_offset).visit(tree)
     except RecursionError:
+        deepest = _deepest(tree).meta
         raise Failed(Diagnostic("E0107", "the file is nested too deeply to read",
-                                SourceSpan.point(file, 1, 1), help="split deep expressions into named steps")) from None
+                                SourceSpan.point(file, deepest.line + line_offset, deepest.column), label="too deep",
+                                help="split deep expressions into named steps")) from None
+
+
+def _deepest(tree: Tree) -> Tree:
+    """The most deeply nested node that has a position, found with a loop (recursing is what failed)."""
+    deepest, most = tree, -1
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > most and not node.meta.empty:
+            deepest, most = node, depth
+        stack.extend((child, depth + 1) for child in node.children if type(child) is Tree)
+    return deepest
 
 
 # ---- document ----------------------------------------------------------------------

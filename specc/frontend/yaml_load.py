@@ -35,6 +35,10 @@ Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
+# the tags a mapping or a sequence may have: the ones it gets untagged (`!!set`, `!!omap` and the like are refused)
+COLLECTION_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
+
+
 def _span(file: str, node) -> SourceSpan:
     s, e = node.start_mark, node.end_mark
     return SourceSpan(file, s.line + 1, s.column + 1, e.line + 1, e.column + 1)
@@ -67,8 +71,29 @@ class YamlDocument:
         self._block_scalars: dict[tuple, yaml.ScalarNode] = {}
 
     def load(self, text: str):
+        root = self._compose(text)
+        if root is None:
+            return {}
+        if _expanded_size(root, {}) > MAX_EXPANDED:
+            raise Failed(Diagnostic("E0205", f"YAML aliases expand to more than {MAX_EXPANDED:,} nodes and characters",
+                                    _span(self.file, root), label="refused before expanding",
+                                    help="this looks like an alias bomb; write the document out without aliases"))
         try:
-            root = yaml.compose(text, Loader=Loader)
+            plain = self._plain(root, ())
+        except RecursionError:
+            raise self._too_deep(_deepest(root).start_mark) from None
+        if not isinstance(plain, dict):
+            raise Failed(Diagnostic("E0202", "a spec document must be a mapping", _span(self.file, root)))
+        self._parse_dlspec_strings(plain)
+        return plain
+
+    def _compose(self, text: str):
+        try:
+            loader = Loader(text)  # the reader refuses characters YAML does not allow already here
+            try:
+                return loader.get_single_node()
+            finally:
+                loader.dispose()
         except yaml.MarkedYAMLError as err:
             mark = err.problem_mark or err.context_mark
             span = SourceSpan.point(self.file, mark.line + 1, mark.column + 1) if mark else None
@@ -81,26 +106,17 @@ class YamlDocument:
         except yaml.YAMLError as err:
             raise Failed(Diagnostic("E0204", f"invalid YAML: {err}", SourceSpan.point(self.file, 1, 1))) from None
         except RecursionError:
-            raise Failed(Diagnostic("E0204", "invalid YAML: nested too deeply to read",
-                                    SourceSpan.point(self.file, 1, 1))) from None
-        if root is None:
-            return {}
-        if _expanded_size(root, {}) > MAX_EXPANDED:
-            raise Failed(Diagnostic("E0205", f"YAML aliases expand to more than {MAX_EXPANDED:,} nodes and characters",
-                                    _span(self.file, root), label="refused before expanding",
-                                    help="this looks like an alias bomb; write the document out without aliases"))
-        try:
-            plain = self._plain(root, ())
-        except RecursionError:
-            raise Failed(Diagnostic("E0204", "invalid YAML: nested too deeply to read",
-                                    SourceSpan.point(self.file, 1, 1))) from None
-        if not isinstance(plain, dict):
-            raise Failed(Diagnostic("E0202", "a spec document must be a mapping", _span(self.file, root)))
-        self._parse_dlspec_strings(plain)
-        return plain
+            event = loader.current_event  # what the composer was looking at when it gave up
+            raise self._too_deep(event.start_mark if event is not None else loader.get_mark()) from None
+
+    def _too_deep(self, mark) -> Failed:
+        return Failed(Diagnostic("E0204", "invalid YAML: nested too deeply to read",
+                                 SourceSpan.point(self.file, mark.line + 1, mark.column + 1), label="too deep"))
 
     def _plain(self, node, path: tuple):
         self.source_map.setdefault(path, _span(self.file, node))
+        if type(node) in COLLECTION_TAGS and node.tag != COLLECTION_TAGS[type(node)]:
+            self._error("E0202", f"unsupported YAML tag {_tag(node)}", node)  # its content is still read and checked
         if isinstance(node, yaml.MappingNode):
             out = {}
             for key_node, value_node in node.value:
@@ -166,9 +182,12 @@ class YamlDocument:
             doc["constants"] = {k: self._constant(v, ("constants", k)) for k, v in doc["constants"].items()}
 
     def _value(self, value, path: tuple):
-        """A parameter default or constant: a YAML scalar/list, or `null` for a required parameter."""
+        """A parameter default or constant: a YAML scalar/list, `{expr: TEXT}` for a dlspec expression, or
+        `null` for a required parameter."""
         if value is None:
             return None
+        if isinstance(value, dict) and list(value) == ["expr"]:  # `{expr: "2 * base"}`: a dlspec expression
+            return self._parse(value["expr"], path + ("expr",), "expr_line")
         span = self.source_map[path]
         return _literal_ast(value, span)
 
@@ -272,6 +291,23 @@ def _reindent(text: str, file: str, offset: int) -> str:
             indent = " " * (len(raw) - len(line))
             return "\n".join(indent + x if x else x for x in lines)
     return text
+
+
+def _deepest(root):
+    """The most deeply nested node, found with a loop (recursing is what failed); a shared node counts once."""
+    deepest, most, seen = root, -1, set()
+    stack = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if depth > most:
+            deepest, most = node, depth
+        children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else \
+            node.value if isinstance(node, yaml.SequenceNode) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _tag(node) -> str:
