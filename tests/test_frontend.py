@@ -330,3 +330,10 @@ def test_a_misspelt_activation_of_a_std_transformer_layer_is_an_error_not_relu(t
                    '  y = x |> TransformerEncoderLayer(heads = 2, ff = 16, activation = "Gelu")\n  output y\n}\n', tmp_path)
     assert [(code, line) for code, _, line, _ in found] == [("E0405", 25)]
     assert "input should be 'relu', 'relu6', 'gelu'" in found[0][1]
+
+
+@pytest.mark.parametrize("models", ["3", "", "'text'", "[a, b]"])
+def test_a_yaml_models_entry_that_is_no_mapping_is_one_schema_error(models, tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(f"spec: 1\nmodels: {models}\n")
+    assert [d.code for d in specc.check([str(path)])] == ["E0202"]

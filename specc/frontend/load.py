@@ -110,7 +110,8 @@ def _sound_part(doc: dict, source_map: dict, diagnostics: list[Diagnostic], text
             return None
         in_error.add(before[-1])
     rest = {key: value for key, value in doc.items() if (key,) not in in_error}
-    rest["models"] = {name: m for name, m in doc.get("models", {}).items() if ("models", name) not in in_error}
+    if isinstance(doc.get("models"), dict):  # else the schema error is about `models` itself: nothing is sound
+        rest["models"] = {name: m for name, m in doc["models"].items() if ("models", name) not in in_error}
     try:
         return _finished(Spec.model_validate(rest), source_map, text, file)
     except ValidationError:

@@ -35,7 +35,8 @@ TensorTypeText = Annotated[Any, _instance_of(A.TensorTypeExpr, "a tensor type su
                                            "description": "dtype and shape, e.g. float32[N, 3, 32, 32]"})]
 ParamDefault = Annotated[Optional[Any], _instance_of((A.Literal, A.ListExpr, A.Name, A.BinOp, A.Unary, A.Cond,
                                                       A.Compare, A.BoolOp, type(None)), "a constant value"),
-                         WithJsonSchema({"description": "a constant: number, string, boolean or list; "
+                         WithJsonSchema({"description": "a constant: number, string, boolean or list, or "
+                                         "{expr: TEXT} for a dlspec expression such as `2 * base`; "
                                          "null marks a required parameter"})]
 
 

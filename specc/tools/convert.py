@@ -20,8 +20,8 @@ What carries over, both ways:
 So `dlspec -> yaml -> dlspec` gives the same IR and the same text after `specc fmt`, provided
 the items of one kind (imports, constants, models, blocks) are not interleaved with other kinds
 (YAML groups them) and a model's inputs come first and its outputs last (YAML keeps them apart
-from the body). Parameter defaults and constants must be literals in YAML: an expression such as
-`width = 2 * base` is reported, not converted.
+from the body). A parameter default or constant that is no YAML literal (`width = 2 * base`, `none`)
+is written `{expr: "2 * base"}`.
 """
 from __future__ import annotations
 
@@ -272,9 +272,16 @@ class _YamlWriter:
         return line[span.col - 1: span.end_col - 1] if span.end_line == span.line else line[span.col - 1:]
 
     def literal(self, e, what: str, flow: bool = True) -> str:
-        """A parameter default or constant: literals only (YAML reads a name as a string)."""
+        """A parameter default or constant: a YAML literal where it is one, else `{expr: "2 * base"}`
+        (YAML would read a name as a string, and `none` as no value)."""
+        try:
+            return self._yaml_literal(e, what, flow)
+        except SpecError:
+            return "{expr: " + yaml_quoted(unparse_expr(e)) + "}"
+
+    def _yaml_literal(self, e, what: str, flow: bool = True) -> str:
         if isinstance(e, A.ListExpr):
-            return "[" + ", ".join(self.literal(x, what) for x in e.items) + "]"
+            return "[" + ", ".join(self._yaml_literal(x, what) for x in e.items) + "]"
         if isinstance(e, A.Literal) and e.value is not None:
             return self.scalar(e, flow)
         if isinstance(e, A.Unary) and e.op in "+-" and isinstance(e.operand, A.Literal) \
@@ -522,7 +529,10 @@ class _DlspecWriter:
         return node.value
 
     def literal(self, node) -> str:
-        """A parameter default or constant: YAML values are literals (a string stays a string)."""
+        """A parameter default or constant: YAML values are literals (a string stays a string), and
+        `{expr: TEXT}` is the dlspec expression TEXT."""
+        if isinstance(node, yaml.MappingNode) and [k.value for k, _ in node.value] == ["expr"]:
+            return node.value[0][1].value
         if isinstance(node, yaml.SequenceNode):
             return "[" + ", ".join(self.literal(x) for x in node.value) + "]"
         if node.tag in (INT, FLOAT):
