@@ -137,3 +137,9 @@ def closest(name, choices, cutoff: float = 0.6) -> str | None:
 def did_you_mean(name, choices, cutoff: float = 0.6) -> str | None:
     guess = closest(name, choices, cutoff)
     return f"did you mean `{guess}`?" if guess else None
+
+
+def guess_or_known(name, choices) -> str | None:
+    """A help line: a guess at what `name` misspells, or else the choices there are."""
+    choices = list(choices)
+    return did_you_mean(name, choices) or (f"known: {', '.join(map(str, choices))}" if choices else None)

@@ -10,7 +10,7 @@ import specc
 from specc.compiled import build_ir
 from specc.errors import SpecError
 from specc.train.batches import Batches, Shard
-from specc.train.data import load_data
+from specc.train.data_load import load_data
 from specc.train.plan import make_plan
 
 

@@ -87,6 +87,11 @@ DataConfig = Annotated[Union[DigitsData, SyntheticData, ArrayData, CsvData], Fie
 
 
 # ---- losses --------------------------------------------------------------------------
+CLASS_LOSSES = ("cross_entropy", "nll")  # classification: integer targets index the output's classes
+REGRESSION_LOSSES = ("mse", "l1", "huber")
+IGNORE_INDEX = -100  # the class losses' default ignore_index (torch's): a label that is skipped, not a class
+
+
 class LossCommon(Section):
     output: Optional[str] = None  # model output; default: the only output
     target: Optional[str] = None  # target name; default: the only target
@@ -96,12 +101,12 @@ class LossCommon(Section):
 class CrossEntropyLoss(LossCommon):
     kind: Literal["cross_entropy"]
     label_smoothing: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
-    ignore_index: Int64 = -100
+    ignore_index: Int64 = IGNORE_INDEX
 
 
 class NllLoss(LossCommon):
     kind: Literal["nll"]
-    ignore_index: Int64 = -100
+    ignore_index: Int64 = IGNORE_INDEX
 
 
 class RegressionLoss(LossCommon):
@@ -215,7 +220,9 @@ def _one_or_several(value) -> str:
     return "several" if isinstance(value, (list, tuple)) else "one"
 
 
-METRICS = ("accuracy", "f1", "precision", "recall", "mae", "mse", "r2")
+METRICS = ("accuracy", "f1", "precision", "recall", "mae", "mse", "r2")  # and topK
+REGRESSION_METRICS = ("mae", "mse", "r2")
+HIGHER_IS_BETTER = ("accuracy", "f1", "precision", "recall", "r2")  # and topK: a monitor's mode "auto" is max
 _TOPK = re.compile(r"^top([1-9]\d{0,5})$")
 
 

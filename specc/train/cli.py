@@ -17,7 +17,8 @@ def cmd_train(args) -> int:
 
     from ..compiled import load_spec
     from . import distributed, overrides
-    from .trainer import check_batch_split, train
+    from .engine_common import check_batch_split
+    from .trainer import train
 
     from ..exporters import get as exporter
 

@@ -1,9 +1,10 @@
-"""Data sources: probed before training (torch-free), then loaded into memory as tensors.
+"""Data sources: probed before training (here, torch-free), then loaded into memory as tensors (data_load.py).
 
 `probe_data` checks a `data` section against the model's inputs and the declared targets
 without reading whole files: files exist, CSV headers have the columns, array headers have
-shapes and dtypes that fit. `load_data` then reads everything into tensors of the declared
-dtypes and shapes, splits train/val with `data.seed`, and normalises float inputs.
+shapes and dtypes that fit. What comes out is a DataPlan: a Field for each input and target,
+saying where its values come from. `load_data` (data_load.py) then reads everything into tensors
+of the declared dtypes and shapes, splits train/val with `data.seed`, and normalises float inputs.
 
 Sources: `digits` (scikit-learn's bundled 8x8 digits, offline), `synthetic` (random tensors
 shaped from the model), `npz` / `npy` (arrays by key / file), `csv` (columns -> inputs and
@@ -13,26 +14,23 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import math
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import Diagnostic, SpecError, did_you_mean
+from ..errors import Diagnostic, did_you_mean, guess_or_known
 from ..io import machine_memory
 from ..ir import dims as D
 from ..ir.types import FLOAT_DTYPES, INT_DTYPES, TensorType
+from ..schema.train import CLASS_LOSSES, IGNORE_INDEX
 from ..source import SourceSpan, register_source, source_line
 
 DIGITS_PIXELS = 64
 DIGITS_CLASSES = 10
 MAX_SYNTHETIC_VALUES = 2**30  # all synthetic tensors together (4 GiB of float32); refused before allocating
 MISSING_FILE = "no such file"  # the label of a missing data file: `specc check` warns, `specc train` stops
-CLASS_LOSSES = ("cross_entropy", "nll")  # losses whose integer targets index the output's classes
-IGNORE_INDEX = -100  # their default ignore_index (torch's): a label that is skipped, not a class
 CSV_ENCODING = "utf-8-sig"  # UTF-8, with or without the byte order mark that Excel writes
 
 
@@ -45,16 +43,26 @@ class Slot:
 
 
 @dataclass(frozen=True)
+class TargetUse:
+    """What the plan's loss makes of a target: the data's labels are checked against it."""
+
+    loss: str  # the loss kind the target feeds
+    classes: int | None  # the output's class count, for a class loss (None: not one, or not a fixed size)
+    ignore_index: int | None  # the loss's ignore_index setting (None: it has none)
+
+
+@dataclass(frozen=True)
 class Field:
     """Where one slot's values come from: an array key, a .npy file, CSV columns, or generated."""
 
     slot: Slot
     role: str  # input | target
-    source: tuple = ()  # npz: (key,); npy: (file,); csv: column names; synthetic: (high,) for ints
+    source: tuple = ()  # npz: (key,); npy: (file,); csv: column names; synthetic: ()
     loss: str | None = None  # the loss this target feeds (synthetic data draws fitting values)
     classes: int | None = None  # the output's class count, for a target of class indices (None: unknown)
     ignore_index: int = IGNORE_INDEX  # a class-index label that the loss skips
     rows: tuple[int, str] | None = None  # an input's Embedding: (its number of rows, its layer)
+    int_high: int | None = None  # synthetic integers: the exclusive upper bound of the values drawn
 
     @property
     def class_indices(self) -> bool:
@@ -79,29 +87,12 @@ class DataPlan:
         return self.val_path is not None or self.config.val_fraction > 0
 
 
-@dataclass(frozen=True)
-class Split:
-    """Samples in memory: one tensor per slot, all with the same first dimension."""
-
-    tensors: dict  # slot name -> torch.Tensor
-
-    def __len__(self) -> int:
-        return len(next(iter(self.tensors.values()))) if self.tensors else 0
-
-
-@dataclass(frozen=True)
-class Dataset:
-    train: Split
-    val: Split | None
-    normalization: dict  # input -> {"mean": tensor, "std": tensor} (or {"scale": float})
-
-
 # ---- probing -------------------------------------------------------------------------------------
 class _Probe:
-    def __init__(self, cfg, base: Path, inputs, targets, target_losses: dict, ir, span_of: Callable):
+    def __init__(self, cfg, base: Path, inputs, targets, target_uses: dict[str, TargetUse], ir, span_of: Callable):
         self.cfg, self.base, self.ir = cfg, base, ir
         self.inputs, self.targets = tuple(inputs), tuple(targets)
-        self.target_losses = target_losses  # target -> (loss kind, classes or None, ignore_index or None)
+        self.target_uses = target_uses
         self.span_of = span_of
         self.diagnostics: list[Diagnostic] = []
 
@@ -132,8 +123,8 @@ class _Probe:
 
     def run(self) -> DataPlan | None:
         kind = self.cfg.kind
-        plan = {"digits": self.digits, "synthetic": self.synthetic, "npz": self.arrays, "npy": self.arrays,
-                "csv": self.csv}[kind]()
+        plan = {"digits": self.probe_digits, "synthetic": self.probe_synthetic, "npz": self.probe_arrays,
+                "npy": self.probe_arrays, "csv": self.probe_csv}[kind]()
         self._normalize()
         if self.diagnostics or plan is None:
             return None
@@ -155,7 +146,7 @@ class _Probe:
             self.error("normalize fixed needs `mean` and `std`", "normalize", label="missing mean/std")
 
     # -- digits
-    def digits(self) -> DataPlan | None:
+    def probe_digits(self) -> DataPlan | None:
         image = self._one(self.inputs, self.cfg.input, "input", "input")
         label = self._one(self.targets, self.cfg.target, "target", "target")
         if image is None or label is None:
@@ -179,8 +170,7 @@ class _Probe:
         if name is not None:
             if name in names:
                 return slots[names.index(name)]
-            self.error(f"`{name}` is not a model {what}" if what == "input" else f"target `{name}` is not declared",
-                       key, label=f"unknown {what}", help=_did_you_mean(name, names))
+            self._unknown_slot(name, names, what, key)
             return None
         if len(slots) == 1:
             return slots[0]
@@ -193,7 +183,7 @@ class _Probe:
         return None
 
     # -- synthetic
-    def synthetic(self) -> DataPlan | None:
+    def probe_synthetic(self) -> DataPlan | None:
         env = dict(self.cfg.dims)
         slots = [(role, slot) for role, group in (("input", self.inputs), ("target", self.targets)) for slot in group]
         if not self._synthetic_dims(env, slots):
@@ -214,7 +204,7 @@ class _Probe:
                            label="size below 1", help="choose larger sizes in `dims`")
                 continue
             values += self.cfg.samples * D.prod(sizes)
-            fields.append(self._field(slot, role, (self._int_high(slot, role),)))
+            fields.append(dataclasses.replace(self._field(slot, role, ()), int_high=self._int_high(slot, role)))
         samples, fraction = self.cfg.samples, self.cfg.val_fraction
         if fraction > 0 and samples - max(1, int(round(samples * fraction))) < 1:
             self.error(f"synthetic data of {samples} sample{'s' if samples != 1 else ''} is too few to hold out "
@@ -239,22 +229,23 @@ class _Probe:
                 ok = False
             elif name not in used:
                 self.error(f"dims gives a size for `{name}`, which no input or target uses", "dims", name,
-                           label="unused", help=_did_you_mean(name, sorted(used)) if used else "remove it")
+                           label="unused", help=guess_or_known(name, sorted(used)) if used else "remove it")
                 ok = False
         return ok
 
     def _field(self, slot: Slot, role: str, source: tuple) -> Field:
         """A field that knows the loss its target feeds: its kind, classes and ignore_index."""
-        if role != "target" or slot.name not in self.target_losses:
+        use = self.target_uses.get(slot.name) if role == "target" else None
+        if use is None:
             return Field(slot, role, source)
-        kind, classes, ignore_index = self.target_losses[slot.name]
-        return Field(slot, role, source, kind, classes, IGNORE_INDEX if ignore_index is None else ignore_index)
+        ignore_index = IGNORE_INDEX if use.ignore_index is None else use.ignore_index
+        return Field(slot, role, source, use.loss, use.classes, ignore_index)
 
     def _int_high(self, slot: Slot, role: str) -> int:
         """Exclusive upper bound for synthetic integers: class counts, embedding sizes."""
         if role == "target":
-            classes = self.target_losses.get(slot.name, (None, None, None))[1]
-            return classes or self.cfg.classes
+            use = self.target_uses.get(slot.name)
+            return (use and use.classes) or self.cfg.classes
         rows = self._embedding_rows(slot)
         return rows[0] if rows else self.cfg.classes
 
@@ -266,7 +257,7 @@ class _Probe:
         return min(sizes) if sizes else None
 
     # -- npz / npy
-    def arrays(self) -> DataPlan | None:
+    def probe_arrays(self) -> DataPlan | None:
         cfg = self.cfg
         self._unknown_names(cfg.inputs, self.inputs, "inputs", "input")
         self._unknown_names(cfg.targets, self.targets, "targets", "target")
@@ -302,8 +293,12 @@ class _Probe:
         names = [s.name for s in slots]
         for name in mapping:
             if name not in names:
-                self.error(f"`{name}` is not a model {what}" if what == "input" else f"target `{name}` is not declared",
-                           key, name, label=f"unknown {what}", help=_did_you_mean(name, names))
+                self._unknown_slot(name, names, what, key, name)
+
+    def _unknown_slot(self, name: str, names: list[str], what: str, *path) -> None:
+        """`name` (an input or target, as `what` says) is not one of `names`."""
+        message = f"`{name}` is not a model input" if what == "input" else f"target `{name}` is not declared"
+        self.error(message, *path, label=f"unknown {what}", help=guess_or_known(name, names))
 
     def _probe_array(self, f: Field, path: Path, key: str, sizes: dict) -> None:
         mapping = "inputs" if f.role == "input" else "targets"
@@ -316,10 +311,10 @@ class _Probe:
                        label="not found", help=f"map it: {mapping} {{ {f.slot.name} = \"...\" }}")
             return
         except (OSError, ValueError, zipfile.BadZipFile) as err:
-            file = path if self.cfg.kind == "npz" else _npy_path(path, f.source[0])
+            file = path if self.cfg.kind == "npz" else npy_path(path, f.source[0])
             self.error(f"cannot read {file}: {err}", key, label="unreadable")
             return
-        problem = fit_array(shape, dtype.kind, f.slot.type, sizes, where)
+        problem = _array_fit_problem(shape, dtype.kind, f.slot.type, sizes, where)
         if problem:
             self.error(f"{where} {problem}", mapping, f.slot.name, label="does not fit")
         memory = machine_memory()
@@ -330,7 +325,7 @@ class _Probe:
                        "of memory", key, label="too large")
 
     # -- csv
-    def csv(self) -> DataPlan | None:
+    def probe_csv(self) -> DataPlan | None:
         cfg = self.cfg
         self._unknown_names(cfg.inputs, self.inputs, "inputs", "input")
         self._unknown_names(cfg.targets, self.targets, "targets", "target")
@@ -369,7 +364,7 @@ class _Probe:
             if first < j and (used is None or name in used):
                 self.diagnostics.append(Diagnostic(
                     "E0702", f"{path.name} has a duplicate column `{name}` (columns {first + 1} and {j + 1}): "
-                    "columns are found by name", _cell_span(path, row, j, 1, self.cfg.delimiter),
+                    "columns are found by name", cell_span(path, row, j, 1, self.cfg.delimiter),
                     label="duplicate column", help="rename one of them"))
                 return False
         return True
@@ -428,17 +423,18 @@ class _Probe:
         missing = [c for c in cols if c not in header]
         for c in missing:
             self.error(f"column `{c}` is not in {path.name}", key, name, label="no such column",
-                       help=_did_you_mean(c, header))
+                       help=guess_or_known(c, header))
         return not missing
 
 
-def probe_data(cfg, base: Path, inputs, targets, target_losses: dict, ir, span_of) -> tuple[DataPlan | None, list]:
-    probe = _Probe(cfg, base, inputs, targets, target_losses, ir, span_of)
+def probe_data(cfg, base: Path, inputs, targets, target_uses: dict[str, TargetUse], ir,
+               span_of) -> tuple[DataPlan | None, list]:
+    probe = _Probe(cfg, base, inputs, targets, target_uses, ir, span_of)
     plan = probe.run()
     return plan, probe.diagnostics
 
 
-def fit_array(shape: tuple, dtype_kind: str, declared: TensorType, sizes: dict, where: str) -> str | None:
+def _array_fit_problem(shape: tuple, dtype_kind: str, declared: TensorType, sizes: dict, where: str) -> str | None:
     """Why array `where` of `shape` cannot feed a slot of type `declared` (None when it can). `sizes` holds
     the sizes that symbols took in the arrays checked before it ({name: (size, array)}), and gets this one's."""
     if dtype_kind not in "biuf":
@@ -476,12 +472,12 @@ def _array_header(kind: str, where: Path, ref: str):
             with zf.open(names[ref]) as fh:
                 shape, dtype = _npy_header(fh, zf.getinfo(names[ref]).file_size, f"array `{ref}`")
         return shape, dtype, f"array `{ref}` in {where.name}"
-    path = _npy_path(where, ref)
+    path = npy_path(where, ref)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     with open(path, "rb") as fh:
         shape, dtype = _npy_header(fh, path.stat().st_size, "the array")
-    return shape, dtype, _npy_name(path)
+    return shape, dtype, npy_name(path)
 
 
 def _npy_header(fh, size: int, what: str) -> tuple:
@@ -499,333 +495,24 @@ def _npy_header(fh, size: int, what: str) -> tuple:
     return tuple(shape), dtype
 
 
-def _npy_path(folder: Path, ref: str) -> Path:
+def _per_sample(t: TensorType):
+    return D.prod(t.shape[1:])
+
+
+# ---- files and cells, shared with data_load.py ---------------------------------------------------
+def npy_path(folder: Path, ref: str) -> Path:
     p = Path(ref)
     if p.suffix != ".npy":
         p = p.with_name(p.name + ".npy")
     return p if p.is_absolute() else folder / p
 
 
-def _npy_name(file: Path) -> str:
+def npy_name(file: Path) -> str:
     """A .npy file named with its folder: the training and the validation folder hold files of the same names."""
     return f"{file.parent.name}/{file.name}"
 
 
-def _per_sample(t: TensorType):
-    return D.prod(t.shape[1:])
-
-
-def _did_you_mean(name: str, choices) -> str | None:
-    """A guess, or else the choices there are."""
-    return did_you_mean(name, choices) or (f"known: {', '.join(choices)}" if choices else None)
-
-
-# ---- loading -----------------------------------------------------------------------------------
-def load_data(plan: DataPlan, spec_span: Callable) -> Dataset:
-    """Read the source into tensors of the declared types; split, then normalise float inputs."""
-    cfg = plan.config
-    everything = _read(plan, plan.path, spec_span)
-    if plan.val_path is not None:
-        train, val = Split(everything), Split(_read(plan, plan.val_path, spec_span))
-    else:
-        train, val = _split(Split(everything), cfg.val_fraction, cfg.seed, spec_span)
-    stats = _fit_normalization(plan, train)
-    return Dataset(_normalized(train, stats), _normalized(val, stats) if val is not None else None, stats)
-
-
-def in_model_dtype(dataset: Dataset, inputs, weight_dtype: str, model) -> Dataset:
-    """The dataset with the float inputs declared in the spec's weight dtype cast to the model's own
-    (`specc.compile(dtype="float64")`), by the rule the exporters' samples follow."""
-    from ..exporters.samples import input_dtype, model_float_dtype
-
-    dtypes = {s.name: input_dtype(s.type.dtype, weight_dtype, model_float_dtype(model)) for s in inputs}
-
-    def cast(split: Split | None) -> Split | None:
-        return split and Split({k: t.to(dtypes[k]) if k in dtypes else t for k, t in split.tensors.items()})
-    return dataclasses.replace(dataset, train=cast(dataset.train), val=cast(dataset.val))
-
-
-def _read(plan: DataPlan, path: Path | None, spec_span) -> dict:
-    reader = {"digits": _read_digits, "synthetic": _read_synthetic, "npz": _read_arrays, "npy": _read_arrays,
-              "csv": _read_csv}[plan.kind]
-    arrays = reader(plan, path, spec_span)
-    tensors = {f.slot.name: _as_declared(arrays[f.slot.name], f.slot.type) for f in plan.fields}
-    if not len(Split(tensors)):  # an empty validation file would log a val/loss of 0 and pick best.pt by it
-        raise SpecError([Diagnostic("E0702", f"{path.name} has no samples", spec_span("data", _setting(plan, path)),
-                                    label="empty")])
-    return tensors
-
-
-def _setting(plan: DataPlan, path: Path) -> str:
-    """The data setting that names the file `path`."""
-    return "val_path" if path == plan.val_path else "path"
-
-
-def _as_declared(array, t: TensorType):
-    """A tensor of the slot's dtype and shape. An array of the slot's rank keeps its sizes (the probe
-    checked them); flat rows (CSV columns, the 64 pixels of a digit) are reshaped to the static shape."""
-    import numpy as np
-    import torch
-
-    # torch reads native byte order only (a big-endian array saved elsewhere keeps its order)
-    tensor = array if isinstance(array, torch.Tensor) else \
-        torch.as_tensor(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("=")))
-    shape = tensor.shape if tensor.dim() == t.rank else (len(tensor), *(int(d) for d in t.shape[1:]))
-    return tensor.to(getattr(torch, t.dtype)).reshape(shape).contiguous()
-
-
-def _read_digits(plan: DataPlan, path, spec_span) -> dict:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    image, label = (f.slot.name for f in plan.fields)
-    # flat rows of 64 pixels: reshaped to the input's shape, which need not be 8x8 (e.g. [N, 4, 16])
-    return {image: (digits.data / 16.0).astype("float32"), label: digits.target.astype("int64")}
-
-
-def _read_synthetic(plan: DataPlan, path, spec_span) -> dict:
-    import torch
-
-    cfg = plan.config
-    gen = torch.Generator().manual_seed(cfg.seed)
-    env = dict(plan.dims)
-    out = {}
-    for f in plan.fields:
-        t = f.slot.type
-        shape = (cfg.samples,) + tuple(D.substitute(d, env) for d in t.shape[1:])
-        if t.dtype in FLOAT_DTYPES:
-            values = torch.randn(shape, generator=gen)
-            if f.loss == "bce_with_logits":
-                values = (values > 0).float()
-        elif t.dtype == "bool":
-            values = torch.rand(shape, generator=gen) < 0.5
-        else:
-            values = torch.randint(0, f.source[0], shape, generator=gen)
-        out[f.slot.name] = values
-    return out
-
-
-def _read_arrays(plan: DataPlan, path: Path, spec_span) -> dict:
-    import numpy as np
-
-    arrays = {}
-    if plan.kind == "npz":
-        with np.load(path, allow_pickle=False) as npz:
-            for f in plan.fields:
-                what = f"array `{f.source[0]}` in {path.name}"
-                arrays[f.slot.name] = _load_array(lambda: npz[f.source[0]], f, what, spec_span)
-    else:
-        for f in plan.fields:
-            file = _npy_path(path, f.source[0])
-            arrays[f.slot.name] = _load_array(lambda: np.load(file, allow_pickle=False), f, _npy_name(file),
-                                              spec_span)
-    _same_length(arrays, path, spec_span)
-    return arrays
-
-
-def _load_array(load: Callable, f: Field, what: str, spec_span):
-    """One array, read whole and checked; a member or file cut short or corrupted is an E0702, not a crash."""
-    try:
-        array = load()
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as err:
-        raise SpecError([Diagnostic("E0702", f"cannot read {what}: {err}", _field_span(f, spec_span),
-                                    label="unreadable", help="the file is damaged or incomplete: write it again")])
-    _check_array(f, array, what, spec_span)
-    return array
-
-
-def _check_array(f: Field, array, what: str, spec_span) -> None:
-    """Refuse values that would poison or crash training: non-finite floats, out-of-range integers and labels."""
-    import numpy as np
-
-    if array.size == 0 or array.dtype.kind not in "biuf":
-        return
-    low, high = _bounds(f)
-    lo, hi = array.min(), array.max()  # NaN propagates: one pass decides, a second only locates the culprit
-    if array.dtype.kind == "f" and not (np.isfinite(lo) and np.isfinite(hi)):
-        index = _first(~np.isfinite(array))
-        _array_error(f, f"{what} has {array[index]} at index {_fmt_index(index)}, which is not a finite number",
-                     "not a finite number", spec_span)
-    if f.class_indices and not (lo >= 0 and (f.classes is None or hi < f.classes)):  # else: look at each
-        index = _first(~_is_label(array, f))
-        if index is not None:
-            _array_error(f, f"{what} has the class label {array[index]} at index {_fmt_index(index)}, "
-                            f"{_classes_text(f)}", "label out of range", spec_span, _labels_help(f))
-    if not (low <= lo and hi <= high):
-        index = _first((array < low) | (array > high))
-        _array_error(f, f"{what} has {array[index]} at index {_fmt_index(index)}, "
-                        f"outside the range of {f.slot.type.dtype}", "out of range", spec_span)
-    if f.rows and not (0 <= lo and hi < f.rows[0]):
-        index = _first((array < 0) | (array >= f.rows[0]))
-        _array_error(f, f"{what} has the id {array[index]} at index {_fmt_index(index)}, {_rows_text(f)}",
-                     "id out of range", spec_span)
-
-
-def _array_error(f: Field, message: str, label: str, spec_span, help: str | None = None):
-    raise SpecError([Diagnostic("E0702", message, _field_span(f, spec_span), label=label, help=help)])
-
-
-def _field_span(f: Field, spec_span):
-    return spec_span("data", "inputs" if f.role == "input" else "targets", f.slot.name)
-
-
-def _first(mask):
-    """The index of the first True in `mask` (a tuple for arrays of rank 2 and more), or None."""
-    import numpy as np
-
-    if mask.size == 0:
-        return None
-    flat = int(np.argmax(mask))
-    if not mask.flat[flat]:
-        return None
-    return flat if mask.ndim == 1 else tuple(int(i) for i in np.unravel_index(flat, mask.shape))
-
-
-def _fmt_index(index) -> str:
-    return f"[{', '.join(map(str, index))}]" if isinstance(index, tuple) else str(index)
-
-
-def _bounds(f: Field) -> tuple[float, float]:
-    """The values the slot's dtype holds (a float slot: its finite range)."""
-    import torch
-
-    if f.slot.type.dtype == "bool":
-        return -math.inf, math.inf
-    dtype = getattr(torch, f.slot.type.dtype)
-    info = torch.finfo(dtype) if dtype.is_floating_point else torch.iinfo(dtype)
-    return float(info.min), float(info.max)
-
-
-def _is_label(values, f: Field):
-    """Which values are labels of the output's classes (or the ignore_index, which the loss skips)."""
-    valid = values >= 0
-    if f.classes is not None:
-        valid &= values < f.classes
-    return valid | (values == f.ignore_index)
-
-
-def _classes_text(f: Field) -> str:
-    if f.classes is None:
-        return "but class labels cannot be negative"
-    return f"but the output has {f.classes} class{'es' if f.classes != 1 else ''} (labels 0 to {f.classes - 1})"
-
-
-def _rows_text(f: Field) -> str:
-    rows, layer = f.rows
-    return f"but Embedding `{layer}` has {rows} rows (ids 0 to {rows - 1})"
-
-
-def _labels_help(f: Field) -> str:
-    return f"fix the labels, or give the output more classes; {f.loss} skips labels equal to its " \
-           f"ignore_index ({f.ignore_index})"
-
-
-def _same_length(arrays: dict, where: Path, spec_span) -> None:
-    lengths = {name: len(a) for name, a in arrays.items()}
-    if len(set(lengths.values())) > 1:
-        listing = ", ".join(f"{n}: {k}" for n, k in lengths.items())
-        raise SpecError([Diagnostic("E0702", f"the arrays in {where} have different numbers of samples ({listing})",
-                                    spec_span("data"), label="lengths differ")])
-
-
-def _read_csv(plan: DataPlan, path: Path, spec_span) -> dict:
-    import numpy as np
-
-    cfg = plan.config
-    records = _csv_records(path, cfg.delimiter, spec_span("data", _setting(plan, path)))
-    header = [c.strip() for c in records[0][1]]
-    where = {c: i for i, c in enumerate(header)}
-    body = [(line, r) for line, r in records[1:] if any(cell.strip() for cell in r)]
-    for line, row in body:
-        _check_row_length(row, line, len(header), path, cfg.delimiter)
-    out = {}
-    for f in plan.fields:
-        cols = [where[c] for c in f.source]
-        values = np.empty((len(body), len(cols)), dtype="float64")
-        for i, (line, row) in enumerate(body):
-            for j, col in enumerate(cols):
-                values[i, j] = _cell(row, col, line, path, header[col], cfg.delimiter)
-        _check_cells(f, values, (body, cols, path, header, cfg.delimiter))
-        out[f.slot.name] = values if f.role == "input" else values[:, 0]
-    return out
-
-
-def _csv_records(path: Path, delimiter: str, path_span) -> list[tuple[int, list[str]]]:
-    """(line, cells) of each record, with the line it starts on (a quoted cell may span lines)."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode(CSV_ENCODING)
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise SpecError([Diagnostic("E0702", f"line {line} of {path.name} is not UTF-8 text: byte "
-                                    f"{raw[err.start]:#04x} at offset {err.start}", path_span, label="not UTF-8",
-                                    help="save the file as UTF-8")]) from None
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    records, line = [], 1
-    try:
-        for row in reader:
-            records.append((line, row))
-            line = reader.line_num + 1
-    except csv.Error as err:
-        raise SpecError([Diagnostic("E0702", f"line {line} of {path.name} cannot be read as CSV: {err}",
-                                    _cell_span(path, [], 0, line, delimiter), label="unreadable")]) from None
-    return records
-
-
-def _check_row_length(row, line: int, columns: int, path: Path, delimiter: str) -> None:
-    """A row of more or fewer cells than the header (an unquoted delimiter in a value) would shift its values
-    into the wrong columns: refuse it at the first cell past the header's columns, or at the row's end."""
-    if len(row) == columns:
-        return
-    extra = len(row) > columns
-    raise SpecError([Diagnostic(
-        "E0702", f"line {line} of {path.name} has {len(row)} cells, but the header has {columns} columns",
-        _cell_span(path, row, min(len(row), columns), line, delimiter), label="extra cell" if extra else "missing cell",
-        help=f"quote a value that contains the delimiter {delimiter!r}" if extra else
-        "give every row a cell for each column of the header")])
-
-
-def _cell(row, col: int, line: int, path: Path, name: str, delimiter: str) -> float:
-    try:
-        return float(row[col])
-    except ValueError:
-        raise SpecError([Diagnostic("E0702", f"column `{name}` of {path.name} has a non-number "
-                                    f"{row[col]!r} on line {line}", _cell_span(path, row, col, line, delimiter),
-                                    label="not a number")]) from None
-
-
-def _check_cells(f: Field, values, where: tuple) -> None:
-    """Refuse, at its cell, a value that would poison or crash training (or wrap when cast to the slot's dtype)."""
-    import numpy as np
-
-    _refuse_cell(~np.isfinite(values), where, "has {text} on line {line}, which is not a finite number",
-                 "not a finite number")
-    if f.slot.type.dtype in INT_DTYPES:
-        _refuse_cell(values != np.round(values), where, f"feeds an integer {f.role} but has {{text}} on line {{line}}",
-                     "not a whole number")
-    if f.class_indices:
-        _refuse_cell(~_is_label(values, f), where, f"has the class label {{text}} on line {{line}}, {_classes_text(f)}",
-                     "label out of range", _labels_help(f))
-    low, high = _bounds(f)
-    _refuse_cell((values < low) | (values > high), where,
-                 f"has {{text}} on line {{line}}, outside the range of {f.slot.type.dtype}", "out of range")
-    if f.rows:
-        _refuse_cell((values < 0) | (values >= f.rows[0]), where, f"has the id {{text}} on line {{line}}, {_rows_text(f)}",
-                     "id out of range")
-
-
-def _refuse_cell(bad, where: tuple, problem: str, label: str, help: str | None = None) -> None:
-    """An E0702 at the first cell where `bad` holds: "column `c` of FILE " + problem (with {text}, {line})."""
-    index = _first(bad)
-    if index is None:
-        return
-    body, cols, path, header, delimiter = where
-    (line, row), col = body[index[0]], cols[index[1]]
-    message = f"column `{header[col]}` of {path.name} " + problem.format(text=repr(row[col]), line=line)
-    raise SpecError([Diagnostic("E0702", message, _cell_span(path, row, col, line, delimiter), label=label, help=help)])
-
-
-def _cell_span(path: Path, row, col: int, line: int, delimiter: str) -> SourceSpan:
+def cell_span(path: Path, row, col: int, line: int, delimiter: str) -> SourceSpan:
     """Cell `col` of the row that starts on `line`, as written (quotes included); past the row's last
     cell, the end of the line."""
     register_source(str(path), path.read_text(encoding=CSV_ENCODING))
@@ -840,61 +527,3 @@ def _cell_span(path: Path, row, col: int, line: int, delimiter: str) -> SourceSp
         return SourceSpan(str(path), line, len(text) + 1, line, len(text) + 2)
     end = starts[col + 1] - 1 if col + 1 < len(starts) else len(text)
     return SourceSpan(str(path), line, starts[col] + 1, line, max(end, starts[col] + 1) + 1)
-
-
-# ---- split and normalisation ----------------------------------------------------------------
-def _split(data: Split, fraction: float, seed: int, spec_span) -> tuple[Split, Split | None]:
-    import torch
-
-    n = len(data)
-    n_val = 0 if fraction == 0 else max(1, int(round(n * fraction)))
-    if n - n_val < 1:
-        raise SpecError([Diagnostic("E0702", f"the data has {n} samples: too few to hold out {fraction:g} for "
-                                    "validation and still train", spec_span("data", "val_fraction"))])
-    if n_val == 0:
-        return data, None
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
-    return (Split({k: v[train_idx] for k, v in data.tensors.items()}),
-            Split({k: v[val_idx] for k, v in data.tensors.items()}))
-
-
-def _fit_normalization(plan: DataPlan, train: Split) -> dict:
-    norm = plan.config.normalize
-    if norm is None:
-        return {}
-    stats = {}
-    for f in plan.fields:
-        if f.role != "input" or f.slot.type.dtype not in FLOAT_DTYPES:
-            continue
-        x = train.tensors[f.slot.name]
-        if norm.kind == "scale":
-            stats[f.slot.name] = {"scale": float(norm.scale)}
-        elif norm.kind == "fixed":
-            stats[f.slot.name] = {"mean": float(norm.mean), "std": float(norm.std)}
-        else:
-            dims = [d for d in range(x.dim()) if d != _feature_dim(f.slot.type)]
-            mean = x.double().mean(dim=dims, keepdim=True)
-            std = x.double().std(dim=dims, keepdim=True).clamp_min(1e-8)
-            # a channel constant in the training split is only centred: dividing by a std of ~0 would blow the
-            # validation values up wherever they differ from that constant
-            std[x.amax(dim=dims, keepdim=True) == x.amin(dim=dims, keepdim=True)] = 1.0
-            stats[f.slot.name] = {"mean": mean[0].float(), "std": std[0].float()}
-    return stats
-
-
-def _feature_dim(t: TensorType) -> int | None:
-    """Channels for images and sequences ([N, C, ...]), the features of tables ([N, F]); None (one mean and
-    std for everything) when dim 1 has no fixed size: stats per position of a sequence [N, T, ...] would not
-    fit another T."""
-    return 1 if t.rank >= 2 and D.is_static(t.shape[1]) else None
-
-
-def _normalized(split: Split, stats: dict) -> Split:
-    if not stats:
-        return split
-    out = dict(split.tensors)
-    for name, s in stats.items():
-        x = out[name]
-        out[name] = x * s["scale"] if "scale" in s else ((x - s["mean"]) / s["std"]).to(x.dtype)
-    return Split(out)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import signal
 import threading
@@ -34,19 +33,19 @@ import torch
 from ..errors import Diagnostic, SpecError, UsageError
 from .batches import Batches, Shard
 from .checkpoint import clear_run, previous_run, read, rng_state, set_rng_state
-from .data import in_model_dtype, load_data
+from .data_load import in_model_dtype, load_data
 from .distributed import launched, pick_device
+from .engine_common import (NO_BATCH, check_batch_split, check_precision, check_settings, check_training_split,
+                            first_nonfinite, initial_weights, loss_diverged, steps_per_epoch, unwrap,
+                            weights_diverged)
 from .losses import Objective
 from .metrics import Metrics
 from .optim import make_optimizer, make_schedule
 from .plan import TrainingPlan
 from .progress import RunLog, interactive, read_metrics
-from .trainer import (check_batch_split, check_precision, check_settings, check_training_split, diverged,
-                      initial_weights, unwrap)
 
 PRECISION = {"32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}
 ACCELERATOR = {"auto": "auto", "cpu": "cpu", "cuda": "gpu", "mps": "mps"}
-NO_BATCH = 1 << 62
 # what last.ckpt needs to be resumed: Lightning's training state, and specc's (RunState)
 RESUME_KEYS = ("state_dict", "optimizer_states", "lr_schedulers", "loops", "epoch", "specc")
 SPECC_KEYS = ("rng", "elapsed", "train", "spec")
@@ -187,14 +186,12 @@ class DivergenceGuard(L.Callback):
             return
         losses, first = torch.stack(self.window).tolist(), self.first
         self.window, self.first = [], batch_idx + 1
-        bad = next((first + i for i, value in enumerate(losses) if not math.isfinite(value)), NO_BATCH)
-        bad = _all_min(trainer, module, bad)
+        bad = _all_min(trainer, module, first_nonfinite(losses, first))
         epoch, latest = trainer.current_epoch, self.last if self.last.exists() else None
         if bad != NO_BATCH:
-            step = epoch * self.steps_per_epoch + bad // cfg.accumulate + 1
-            raise diverged(self.plan, latest, epoch, step, bad, batches)
+            raise loss_diverged(self.plan, latest, epoch, bad, batches, self.steps_per_epoch)
         if epoch_end and _all_min(trainer, module, int(_finite(module))) == 0:
-            raise diverged(self.plan, latest, epoch, trainer.global_step)
+            raise weights_diverged(self.plan, latest, epoch, trainer.global_step)
 
 
 class RunState(L.Callback):
@@ -251,8 +248,8 @@ def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool,
         model.load_state_dict(initial_weights(compiled.ir, cfg.seed))
     dataset = in_model_dtype(load_data(plan.data, plan.span), plan.inputs, compiled.ir.weight_dtype, model)
     check_training_split(plan, len(dataset.train), world)
-    steps_per_epoch = _steps_per_epoch(dataset, plan, world)
-    module = SpeccModule(model, plan, steps_per_epoch)
+    steps = steps_per_epoch(plan, len(dataset.train), world)
+    module = SpeccModule(model, plan, steps)
     train_batches = EpochBatches(module, dataset.train.tensors, plan, train=True)
     val_batches = EpochBatches(module, dataset.val.tensors, plan, train=False) if dataset.val is not None else None
     if replaced and _global_zero():  # only now that the new run is set up: a failed start loses nothing
@@ -260,7 +257,7 @@ def fit(compiled, plan: TrainingPlan, out: Path, *, resume: bool, verbose: bool,
     log.start(fresh=resumed is None, keep_epochs=resumed.epochs if resumed else 0)
     started = time.perf_counter() - (resumed.elapsed if resumed else 0.0)
     callbacks = [*_callbacks(plan, ckpt_dir, log, len(dataset.train), started),
-                 DivergenceGuard(plan, last, steps_per_epoch), RunState(compiled, plan, started, resumed, log.say)]
+                 DivergenceGuard(plan, last, steps), RunState(compiled, plan, started, resumed, log.say)]
     trainer = L.Trainer(
         max_epochs=cfg.epochs, accelerator=ACCELERATOR[cfg.device], devices=devices, num_nodes=nodes,
         strategy=_strategy(cfg.strategy, world), precision=PRECISION[cfg.precision],
@@ -335,13 +332,6 @@ def _interrupt_as_keyboard_interrupt(trainer):
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, handler)
-
-
-def _steps_per_epoch(dataset, plan: TrainingPlan, world: int) -> int:
-    cfg = plan.config
-    batches = Batches(dataset.train.tensors, [s.name for s in plan.inputs], [], cfg.batch_size, shuffle=False,
-                      seed=0, shard=Shard(0, world))
-    return math.ceil(len(batches) / cfg.accumulate)
 
 
 def _number(value) -> float | None:

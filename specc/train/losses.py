@@ -6,6 +6,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from ..schema.train import CLASS_LOSSES, IGNORE_INDEX
 from .plan import LossTerm, TrainingPlan
 
 
@@ -33,9 +34,9 @@ def _float_target(fn, output, target):
 def term_function(term: LossTerm):
     """f(output, target) -> scalar loss for one term."""
     options = dict(term.options)
-    if term.kind in ("cross_entropy", "nll"):
+    if term.kind in CLASS_LOSSES:
         loss = F.cross_entropy if term.kind == "cross_entropy" else F.nll_loss
-        fn = partial(_nothing_kept_is_zero, partial(loss, **options), options.get("ignore_index", -100))  # torch's default
+        fn = partial(_nothing_kept_is_zero, partial(loss, **options), options.get("ignore_index", IGNORE_INDEX))
         return partial(_classes_last_to_flat, fn) if term.class_dim == -1 else fn
     fn = {"mse": F.mse_loss, "l1": F.l1_loss, "bce_with_logits": F.binary_cross_entropy_with_logits,
           "huber": partial(F.huber_loss, **options)}[term.kind]

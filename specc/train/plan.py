@@ -12,16 +12,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
 
-from ..errors import Diagnostic, Failed, SpecError, did_you_mean
+from ..errors import Diagnostic, Failed, SpecError, did_you_mean, guess_or_known
 from ..ir import dims as D
 from ..ir.types import DTYPES, FLOAT_DTYPES, TensorType
-from ..schema.train import TrainConfig
-from .data import DataPlan, Slot, probe_data
-
-CLASSIFICATION_LOSSES = ("cross_entropy", "nll")
-REGRESSION_LOSSES = ("mse", "l1", "huber")
-REGRESSION_METRICS = ("mae", "mse", "r2")
-HIGHER_IS_BETTER = ("accuracy", "f1", "precision", "recall", "r2")
+from ..schema.train import CLASS_LOSSES, HIGHER_IS_BETTER, REGRESSION_LOSSES, REGRESSION_METRICS, TrainConfig
+from .data import DataPlan, Slot, TargetUse, probe_data
 
 
 @dataclass(frozen=True)
@@ -143,17 +138,12 @@ def _dim(expr, sizes: Mapping[str, int]):
     raise ValueError("a dimension must be a size, a symbol such as N, or arithmetic on them")
 
 
-def _did_you_mean(name: str, choices) -> str | None:
-    """A guess, or else the choices there are."""
-    return did_you_mean(name, choices) or (f"known: {', '.join(choices)}" if choices else None)
-
-
 # ---- loss/target fit --------------------------------------------------------------------------
 def loss_fit(kind: str, out: TensorType, tgt: TensorType) -> tuple[int, str | None, str | None]:
     """(class_dim, problem, help) for a loss on `out` against `tgt`; problem is None when they fit."""
     if out.dtype not in FLOAT_DTYPES:
         return -1, f"{kind} needs a floating-point output, but it is {out}", None
-    if kind in CLASSIFICATION_LOSSES:
+    if kind in CLASS_LOSSES:
         return _class_fit(kind, out, tgt)
     if kind == "bce_with_logits" and tgt.dtype not in FLOAT_DTYPES:
         return -1, f"bce_with_logits needs float targets (0/1 or probabilities) of the output's shape, " \
@@ -303,7 +293,7 @@ class _Checker:
             return names.index(name)
         self.error(f"the loss's {what} `{name}` is not one of the model's {what}s" if what == "output"
                    else f"the loss's target `{name}` is not declared", *where, what,
-                   label=f"unknown {what}", help=_did_you_mean(name, names) if names else known)
+                   label=f"unknown {what}", help=guess_or_known(name, names) if names else known)
         return None
 
     # -- metrics
@@ -325,7 +315,7 @@ class _Checker:
         top_k = int(name[3:]) if name.startswith("top") else None
         base = "accuracy" if top_k else name
         if base in REGRESSION_METRICS:
-            if loss.kind in CLASSIFICATION_LOSSES:
+            if loss.kind in CLASS_LOSSES:
                 return f"metric `{name}` is for regression, but the loss is {loss.kind} (classification)"
             return MetricSpec(name, "regression", loss.index, loss.target_index)
         if loss.kind in REGRESSION_LOSSES:
@@ -350,12 +340,12 @@ class _Checker:
 
     # -- data
     def _data(self, inputs, targets, losses, outputs) -> DataPlan | None:
-        target_losses = {}  # target -> (the loss it feeds, its number of classes or None, its ignore_index)
+        target_uses = {}
         for term in losses:
-            size = outputs[term.index].type.shape[term.class_dim] if term.kind in CLASSIFICATION_LOSSES else None
-            target_losses[term.target] = (term.kind, size if isinstance(size, int) else None,
-                                          dict(term.options).get("ignore_index"))
-        plan, diagnostics = probe_data(self.cfg.data, self.spec.folder, inputs, targets, target_losses, self.ir,
+            size = outputs[term.index].type.shape[term.class_dim] if term.kind in CLASS_LOSSES else None
+            target_uses[term.target] = TargetUse(term.kind, size if isinstance(size, int) else None,
+                                                 dict(term.options).get("ignore_index"))
+        plan, diagnostics = probe_data(self.cfg.data, self.spec.folder, inputs, targets, target_uses, self.ir,
                                        lambda *p: self.spec.span("train", "data", *p))
         self.diagnostics += diagnostics
         return plan

@@ -4,9 +4,10 @@
     each epoch: optimizer steps over this rank's batches -> validation -> metrics.jsonl -> checkpoint
     finish: summary.json and the final metrics
 
-The step loop is a plain PyTorch loop; everything else (loss tally, NaN check, progress bar,
-mid-epoch checkpoints) happens every `log_every` optimizer steps, so a step costs what a
-hand-written loop costs.
+The step loop is a plain PyTorch loop, so a step costs what a hand-written loop costs. The rest
+(loss tally, NaN check, progress bar) happens every `log_every` optimizer steps and at the end of
+the epoch; a mid-epoch checkpoint every `checkpoints.every_steps` optimizer steps (with that check
+first, so a checkpoint is never written after a non-finite loss).
 """
 from __future__ import annotations
 
@@ -23,17 +24,19 @@ import torch
 
 from ..errors import Diagnostic, SpecError, UsageError
 from . import distributed
-from .batches import Batches, Shard, batch_sizes
+from .batches import Batches, Shard
 from .checkpoint import (FORMAT, Checkpoints, Position, clear_run, engine_checkpoints, load, position_from,
                          previous_run, rng_state, set_rng_state)
-from .data import in_model_dtype, load_data
+from .data_load import in_model_dtype, load_data
+from .engine_common import (NO_BATCH, check_batch_split, check_precision, check_settings, check_training_split,
+                            first_nonfinite, initial_weights, loss_diverged, steps_per_epoch, unwrap,
+                            weights_diverged)
 from .losses import Objective
 from .metrics import Metrics
 from .optim import make_optimizer, make_schedule
 from .plan import TrainingPlan
 from .progress import SUMMARY_FILE, RunLog, read_metrics
 
-NO_BATCH = 1 << 62
 NO_CONTEXT = contextlib.nullcontext()  # reusable: it keeps no state
 
 
@@ -64,22 +67,6 @@ def train(compiled, out_dir="runs/run", *, resume: bool = False, verbose: bool =
         return Trainer(compiled, plan, Path(out_dir), env, resume=resume, verbose=verbose).fit()
 
 
-def check_batch_split(plan: TrainingPlan, processes: int) -> None:
-    if plan.config.batch_size % processes:
-        raise SpecError([Diagnostic("E0701", f"batch_size {plan.config.batch_size} is the global batch and must "
-                                    f"split evenly over {processes} processes", plan.span("batch_size"),
-                                    label="not divisible")])
-
-
-def check_training_split(plan: TrainingPlan, samples: int, processes: int) -> None:
-    """The training split makes a batch at least (a last one too small to give each process 2 samples,
-    which BatchNorm needs, is dropped)."""
-    if not batch_sizes(samples, plan.config.batch_size, processes, "drop"):
-        raise SpecError([Diagnostic("E0702", f"the training split has {samples} sample{'s' if samples != 1 else ''}: "
-                                    "too few for a batch of 2 per process", plan.span("data"),
-                                    help="give the model more training data (or a smaller val_fraction)")])
-
-
 def _lightning_fit(plan: TrainingPlan):
     try:
         from .lightning_engine import fit
@@ -92,70 +79,10 @@ def _lightning_fit(plan: TrainingPlan):
     return fit
 
 
-def _changed_settings(saved: dict, now: dict, prefix: str = "") -> dict[str, str]:
-    """{dotted key: "key (old -> new)"} for every train setting that differs."""
-    changed = {}
-    for key in dict.fromkeys([*saved, *now]):
-        old, new = saved.get(key), now.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            changed.update(_changed_settings(old, new, f"{prefix}{key}."))
-        elif old != new:
-            changed[prefix + key] = f"{prefix}{key} ({old} -> {new})"
-    return changed
-
-
-def check_settings(saved: dict, cfg, path: Path, say) -> None:
-    """A resumed run continues the checkpoint's optimizer and schedule: changing their settings (or
-    the batches they count) is refused; other changes take effect, with a note naming them."""
-    changed = _changed_settings(saved, cfg.model_dump(mode="json"))
-    fixed = [key for key in changed if key.split(".")[0] in ("optimizer", "schedule", "batch_size", "accumulate")]
-    if fixed:
-        raise UsageError(f"cannot resume from {path}: {', '.join(changed[k] for k in fixed)} changed since it was "
-                         "written, and a resumed run continues the checkpoint's optimizer and schedule; "
-                         "restore the setting, or start a new run with another --out")
-    if changed:
-        say(f"note: resuming with changed settings: {', '.join(changed.values())}")
-
-
-def diverged(plan: TrainingPlan, latest: Path | None, epoch: int, step: int, batch: int | None = None,
-             batches: int = 0) -> SpecError:
-    """E0703: the loss of `batch` (0-based, of `batches` in `epoch`) is not finite, or, with no batch, the
-    weights are not finite after optimizer step `step`; `latest` is the checkpoint a resume would use."""
-    if batch is not None:
-        message = (f"training diverged: the loss is not finite at epoch {epoch + 1}, step {step} "
-                   f"(batch {batch + 1} of {batches} in the epoch)")
-    else:
-        message = f"training diverged: the weights are not finite after step {step} (epoch {epoch + 1})"
-    kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written yet"
-    return SpecError([Diagnostic("E0703", message, plan.span("loss"), label="this loss",
-                                 help=f"lower optimizer.lr, set grad_clip, or check the data; {kept}")])
-
-
 def _folder(checkpoints: list[str], finished: bool) -> str:
     """What one rank sees in the run folder, in words."""
     seen = f"{len(checkpoints)} checkpoint files (the last {checkpoints[-1]})" if checkpoints else "no checkpoint"
     return f"sees {seen}{' and summary.json' if finished else ''}"
-
-
-def check_precision(plan: TrainingPlan, device: torch.device) -> None:
-    """fp16 (with its GradScaler) runs on CUDA only: elsewhere torch, or Lightning, would quietly do otherwise."""
-    if plan.config.precision == "fp16" and device.type != "cuda":
-        raise SpecError([Diagnostic("E0701", f"precision fp16 needs a CUDA device (this run is on {device.type})",
-                                    plan.span("precision"), label="needs CUDA", help='use precision = "bf16" on CPU')])
-
-
-def initial_weights(ir, seed: int) -> dict:
-    """The model's initial state_dict for `seed`, whatever the global RNG has been through."""
-    from ..backends.torch_fx import build_module
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build_module(ir).state_dict()
-
-
-def unwrap(model):
-    """The plain module under torch.compile's wrapper."""
-    return getattr(model, "_orig_mod", model)
 
 
 @dataclass
@@ -183,6 +110,11 @@ class Watch:
     best: float | None = None
     bad_epochs: int = 0
     improved: bool = field(default=False, repr=False)
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the monitored value has not improved for `patience` epochs."""
+        return self.bad_epochs >= self.monitor.patience
 
     def update(self, record: dict) -> None:
         value = record[self.monitor.key]
@@ -217,18 +149,21 @@ class Trainer:
         self.dataset = in_model_dtype(load_data(plan.data, plan.span), plan.inputs, compiled.ir.weight_dtype, self.raw)
         self.raw.to(env.device)
         self.model, self.ddp = self._wrap()
+        # under DDP every rank holds the whole model: validation runs it as it is (uncompiled, outside DDP's
+        # wrapper); FSDP's shards run only through theirs
         self.eval_model = self.raw if env.strategy == "ddp" else self.model
         self.train_batches, self.val_batches = self._batches()
-        self.steps_per_epoch = math.ceil(len(self.train_batches) / self.cfg.accumulate)
+        self.steps_per_epoch = steps_per_epoch(plan, len(self.dataset.train), env.world)
         self.optimizer = make_optimizer(self.raw, self.cfg.optimizer)
         self.schedule = make_schedule(self.optimizer, self.cfg.schedule, epochs=self.cfg.epochs,
                                       steps_per_epoch=self.steps_per_epoch, base_lr=self.cfg.optimizer.lr)
         self.scaler = torch.amp.GradScaler("cuda") if self.cfg.precision == "fp16" else None
         self.objective = Objective(plan)
         self.metrics = Metrics(plan).to(env.device)
-        self.position, self.partial, self.elapsed = Position(), Tally(), 0.0
+        self.position, self.elapsed = Position(), 0.0
+        self.epoch_so_far = Tally()  # what a resumed mid-epoch checkpoint had tallied of its epoch
         self.stopper = Watch(plan.early_stop) if plan.early_stop else None
-        self.best = Watch(plan.best) if plan.best else None
+        self.best_watch = Watch(plan.best) if plan.best else None
         self.stopped_early = False
         self._seed_training()
         if state is not None:
@@ -338,15 +273,14 @@ class Trainer:
             self.log.say(f"note: the checkpoint was written by {len(rngs)} processes, this run has "
                          f"{self.env.world}: random streams restart from the seed")
         self.position = position_from(state)
-        self.partial = Tally(**state["partial"])
+        self.epoch_so_far = Tally(**state["partial"])
         self.elapsed = state["elapsed"]
         if self.stopper and state["early_stop"]:
             self.stopper.restore(state["early_stop"])
         # decided again: a run that stopped early goes on when resumed with more patience (or none)
-        self.stopped_early = state["stopped_early"] and self.stopper is not None and \
-            self.stopper.bad_epochs >= self.stopper.monitor.patience
-        if self.best and state["best"]:
-            self.best.restore(state["best"])
+        self.stopped_early = state["stopped_early"] and self.stopper is not None and self.stopper.exhausted
+        if self.best_watch and state["best"]:
+            self.best_watch.restore(state["best"])
 
     # ---- the run ------------------------------------------------------------------------------
     def fit(self) -> dict:
@@ -358,7 +292,7 @@ class Trainer:
                 if self.stopped_early:
                     break
                 record = self._epoch(epoch)
-                stop = self.stopper is not None and self.stopper.bad_epochs >= self.stopper.monitor.patience
+                stop = self.stopper is not None and self.stopper.exhausted
                 self.stopped_early = stop
                 self.position = Position(epoch + 1, 0, self.position.step)
                 self._save(record)
@@ -391,7 +325,7 @@ class Trainer:
         record.update(lr=self.optimizer.param_groups[0]["lr"], time=round(self.clock(), 3),
                       train_time=round(tally.seconds, 4), samples_per_s=round(tally.rate, 1))
         self.log.epoch(record, self.cfg.epochs)
-        for watch in (self.stopper, self.best):
+        for watch in (self.stopper, self.best_watch):
             if watch is not None:
                 watch.update(record)
         return record
@@ -401,7 +335,7 @@ class Trainer:
         acc, n, scales = self.cfg.accumulate, len(batches), batches.loss_scales(self.cfg.accumulate)
         log_every, save_every = self.cfg.log_every, self.cfg.checkpoints.every_steps or 0
         start, step = self.position.batch, self.position.step
-        tally, self.partial = self.partial, Tally()
+        tally, self.epoch_so_far = self.epoch_so_far, Tally()
         window: list = []
         self.log.open_bar(epoch, self.cfg.epochs, n, start)
         model.train()
@@ -423,12 +357,10 @@ class Trainer:
             if step % log_every == 0 or b == n - 1 or checkpoint:
                 tally.seconds += time.perf_counter() - tick
                 self.position = Position(epoch, b + 1, step)
-                self._check(window, epoch, b + 1 - len(window), tally)
+                self._log_window(window, tally)
                 window = []
                 if checkpoint:
-                    self.partial = tally
-                    self._save(None)
-                    self.partial = Tally()
+                    self._checkpoint_mid_epoch(tally)
                 tick = time.perf_counter()
         self.log.close_bar()
         return tally
@@ -460,26 +392,21 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.schedule.step()
 
-    def _check(self, window: list, epoch: int, first: int, tally: Tally) -> None:
-        """The losses of batches first.. : every rank agrees on the first non-finite one (then stops)
-        and on the sample-weighted loss so far."""
+    def _log_window(self, window: list, tally: Tally) -> None:
+        """The losses of the batches since the last log, up to `self.position`: every rank agrees on the
+        first non-finite one (then stops) and on the sample-weighted loss, which goes into `tally`."""
         losses = torch.stack(window).tolist()
-        bad = next((first + i for i, value in enumerate(losses) if not math.isfinite(value)), NO_BATCH)
-        bad = distributed.all_min(bad, self.env)
+        epoch, first = self.position.epoch, self.position.batch - len(losses)
+        bad = distributed.all_min(first_nonfinite(losses, first), self.env)
         if bad != NO_BATCH:
-            raise self._diverged(epoch, bad, "loss")
+            raise loss_diverged(self.plan, self.ckpts.latest(), epoch, bad, len(self.train_batches),
+                                self.steps_per_epoch)
         weights = self.train_batches.local_sizes[first:first + len(losses)]
         loss_sum, samples = distributed.all_sum([sum(v * w for v, w in zip(losses, weights)), sum(weights)],
                                                 self.env)
         tally.loss_sum += loss_sum
         tally.samples += int(samples)
         self.log.progress(len(losses), loss_sum / max(1.0, samples), tally.rate, self.position.step)
-
-    def _diverged(self, epoch: int, batch: int | None, what: str) -> SpecError:
-        if what == "loss":
-            step = epoch * self.steps_per_epoch + batch // self.cfg.accumulate + 1
-            return diverged(self.plan, self.ckpts.latest(), epoch, step, batch, len(self.train_batches))
-        return diverged(self.plan, self.ckpts.latest(), epoch, self.position.step)
 
     @torch.no_grad()
     def _evaluate(self) -> dict:
@@ -502,6 +429,12 @@ class Trainer:
         return {"val/loss": total / max(1.0, count), **self.metrics.compute()}
 
     # ---- checkpoints and the end ------------------------------------------------------------
+    def _checkpoint_mid_epoch(self, tally: Tally) -> None:
+        """A checkpoint inside the epoch keeps the epoch's tally so far, which a resumed run continues."""
+        self.epoch_so_far = tally
+        self._save(None)
+        self.epoch_so_far = Tally()
+
     def _save(self, record: dict | None) -> None:
         """A checkpoint of the current position (all ranks take part; rank 0 writes)."""
         model_state, optimizer_state = distributed.full_state(self.raw, self.optimizer, self.env)
@@ -509,7 +442,8 @@ class Trainer:
         finite = all(bool(torch.isfinite(v).all()) for v in model_state.values()
                      if isinstance(v, torch.Tensor) and v.is_floating_point())
         if distributed.all_min(int(finite), self.env) == 0:
-            raise self._diverged(self.position.epoch - (record is not None), None, "weights")
+            epoch = self.position.epoch - (record is not None)  # after an epoch's end, its position is the next one
+            raise weights_diverged(self.plan, self.ckpts.latest(), epoch, self.position.step)
         if not self.env.is_main:
             return
         state = {
@@ -518,17 +452,16 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": rngs, "world": self.env.world,
             "position": asdict(self.position),
-            "partial": {"loss_sum": self.partial.loss_sum, "samples": self.partial.samples,
-                        "seconds": self.partial.seconds},
+            "partial": asdict(self.epoch_so_far),
             "early_stop": self.stopper.state() if self.stopper else None,
-            "best": self.best.state() if self.best else None,
+            "best": self.best_watch.state() if self.best_watch else None,
             "elapsed": self.clock(), "stopped_early": self.stopped_early,
             "normalization": self.dataset.normalization,
             "spec": {"path": str(self.spec.path), "hash": self.spec.content_hash, "model": self.plan.model},
             "train": self.cfg.model_dump(mode="json"),
         }
         # best.pt first: a position checkpoint records the best value, so it must not exist without its weights
-        if record is not None and self.best is not None and self.best.improved:
+        if record is not None and self.best_watch is not None and self.best_watch.improved:
             self.ckpts.save_best(model_state, {"epoch": record["epoch"], "metrics": record,
                                                "normalization": self.dataset.normalization})
         self.ckpts.save_position(state, self.position.step)
@@ -538,7 +471,7 @@ class Trainer:
             records = read_metrics(self.out)
             record = records[-1] if records else {}
         self.log.summary({"final": record, "epochs_run": record.get("epoch"), "seconds": round(self.clock(), 2),
-                          "best": ({"monitor": self.best.monitor.key, "value": self.best.best,
-                                    "checkpoint": str(self.ckpts.best_path)} if self.best else None),
+                          "best": ({"monitor": self.best_watch.monitor.key, "value": self.best_watch.best,
+                                    "checkpoint": str(self.ckpts.best_path)} if self.best_watch else None),
                           "last_checkpoint": str(self.ckpts.latest())})
         return record
