@@ -29,7 +29,7 @@ import torch.nn.functional as F
 import specc
 import specc.train.overrides
 from specc.train.batches import SEED_STRIDE, Batches
-from specc.train.data import load_data
+from specc.train.data_load import load_data
 
 ROOT = Path(__file__).resolve().parent.parent
 
