@@ -337,3 +337,25 @@ def test_a_yaml_models_entry_that_is_no_mapping_is_one_schema_error(models, tmp_
     path = tmp_path / "m.yaml"
     path.write_text(f"spec: 1\nmodels: {models}\n")
     assert [d.code for d in specc.check([str(path)])] == ["E0202"]
+
+
+def test_a_skipped_branch_takes_every_value_as_unknown_and_is_checked_once(tmp_path):
+    # a name only an earlier skipped branch binds, and a constant the test guards against
+    assert _found("heads = 0\nmodel M(proj = false) {\n  input x: float32[N, 12]\n  if proj {\n"
+                  "    p = x |> Linear(12)\n  }\n  if proj {\n    y = p |> ReLU\n  } else {\n    y = x |> ReLU\n  }\n"
+                  "  if heads != 0 {\n    z = y |> Linear(12 // heads, init = normal(std = heads))\n  } else {\n"
+                  "    z = y\n  }\n  output z\n}\n", tmp_path) == []
+    # a block repeated: its skipped branch's error is told once, by compile as by check
+    path = tmp_path / "r.dlspec"
+    path.write_text("block B(pre = false) (x) {\n  if pre {\n    x = x |> Lienar(4)\n  }\n  return x\n}\n"
+                    "model M {\n  input x: float32[N, 4]\n  y = x |> repeat 3 { B }\n  output y\n}\n")
+    graph, diagnostics = build(specc.load(path))
+    assert [d.code for d in diagnostics] == ["E0402"]
+
+
+@pytest.mark.parametrize("value", ["{expr: null}", "{expr: 3}", "[1, {expr: '2'}]", "{a: 1}"])
+def test_a_yaml_constant_that_is_a_mapping_other_than_expr_text_is_refused(value, tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(f"spec: 1\nconstants:\n  c: {value}\nmodels:\n  M:\n    params: {{p: {value}}}\n"
+                    "    inputs: {x: 'float32[N, 4]'}\n    body: ['y = x']\n    outputs: [y]\n")
+    assert [(d.code, d.span.line) for d in specc.check([str(path)])] == [("E0202", 3), ("E0202", 6)]

@@ -186,9 +186,14 @@ class YamlDocument:
         `null` for a required parameter."""
         if value is None:
             return None
-        if isinstance(value, dict) and list(value) == ["expr"]:  # `{expr: "2 * base"}`: a dlspec expression
-            return self._parse(value["expr"], path + ("expr",), "expr_line")
+        if isinstance(value, dict) and list(value) == ["expr"] and isinstance(value["expr"], str):
+            return self._parse(value["expr"], path + ("expr",), "expr_line")  # `{expr: "2 * base"}`
         span = self.source_map[path]
+        if _holds_mapping(value):
+            self.diagnostics.append(Diagnostic("E0202", "a constant or parameter default is a number, string, "
+                                               "boolean or list, or {expr: TEXT} for a dlspec expression", span,
+                                               label="a mapping", help='e.g. {expr: "2 * base"}'))
+            return REFUSED
         return _literal_ast(value, span)
 
     def _constant(self, value, path: tuple):
@@ -313,6 +318,10 @@ def _deepest(root):
 def _tag(node) -> str:
     """A node's tag as written: `!!bool` for YAML's own, `!custom` for others."""
     return node.tag.replace("tag:yaml.org,2002:", "!!")
+
+
+def _holds_mapping(value) -> bool:
+    return isinstance(value, dict) or (isinstance(value, list) and any(_holds_mapping(v) for v in value))
 
 
 def _literal_ast(value, span: SourceSpan):

@@ -24,7 +24,7 @@ from .imports import load_library
 from .ops import OPS, OpError
 from .reserved import EMITTED_NAMES, layer_name_problem
 from .reserved import GRAPH_MODULE_ATTRIBUTES, MODULE_ATTRIBUTES  # noqa: F401 - imported from here by the tests
-from .scope import (POISON, ModelState, Scope, StmtError, Tensor, as_list, explicit_names, is_number, repeat_index,
+from .scope import (POISON, AllUnknown, ModelState, Scope, StmtError, Tensor, as_list, explicit_names, is_number, repeat_index,
                     returns_in, show, targets_of)
 from .types import DTYPES, FLOAT_DTYPES, TensorType
 from .unused_blocks import check_body, check_unused_blocks
@@ -328,9 +328,10 @@ class Builder:
         """Check the `if` branch this build skips as a block no model uses is checked, every value
         unknown: a misspelt op there fails `check` whatever the parameters. What it names stays out
         of the model (its layer names, automatic names and symbols)."""
-        if not stmts:
+        if not stmts or id(stmts) in self.model.branches_checked:  # the same whatever the values: once
             return
-        unknown = Scope(scope.prefix, dict.fromkeys(scope.values, POISON), scope.layers.new_child(),
+        self.model.branches_checked.add(id(stmts))
+        unknown = Scope(scope.prefix, AllUnknown(), scope.layers.new_child(),
                         scope.reserved, dict(scope.counters), scope.notes, scope.block, scope.depth)
         tensors = {name for name, v in scope.values.items() if isinstance(v, Tensor) or v is POISON}
         symbols = set(self.model.symbols)

@@ -29,6 +29,20 @@ class Tensor:
     type: TensorType
 
 
+class AllUnknown(dict):
+    """A body's values where every name is bound, to POISON: in an `if` branch a build skips, a name may
+    hold anything (a constant that the branch's test guards, a name an earlier skipped branch binds)."""
+
+    def __contains__(self, name) -> bool:
+        return True
+
+    def __missing__(self, name):
+        return POISON
+
+    def get(self, name, default=None):
+        return self[name]
+
+
 class StmtError(Exception):
     """Abandons the current statement; the diagnostic is already recorded."""
 
@@ -46,6 +60,7 @@ class ModelState:
     expansions: int = 0  # blocks expanded
     copies: int = 1  # how many times the enclosing repeats run what is being expanded now
     weight_dtype: str = "float32"  # the dtype of its weights (its inputs' floating-point one)
+    branches_checked: set[int] = field(default_factory=set)  # the skipped `if` branches checked (by id)
 
     def fresh_id(self, base: str) -> str:
         """`base`, or `base_1`, `base_2`, ... where it is taken: node and value ids share one namespace
