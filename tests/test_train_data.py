@@ -580,3 +580,11 @@ def test_csv_cell_after_quoted_cells_is_located_where_it_is_written(tmp_path):
         load(plan_of(tmp_path, CSV_SPEC))
     (d,) = err.value.diagnostics
     assert (d.span.line, d.span.col, d.span.end_col) == (3, 5, 9)
+
+
+def test_csv_cell_after_a_quoted_line_break_is_located_on_its_own_line(tmp_path):
+    (tmp_path / "t.csv").write_text('note,a,b,y\nx,1,2,0\n"two\nlines",3,oops,1\n')
+    with pytest.raises(SpecError) as err:
+        load(plan_of(tmp_path, CSV_SPEC))
+    (d,) = err.value.diagnostics
+    assert "'oops' on line 4" in d.message and (d.span.line, d.span.col, d.span.end_col) == (4, 10, 14)

@@ -297,7 +297,8 @@ class Builder:
                       if scope.block else "`input` goes at the top level of the model, not inside `if`",
                       stmt.span, scope)
         elif isinstance(stmt, A.Output):
-            self.fail("E0409", "`output` belongs in a model; a block gives its results with `return`",
+            self.fail("E0409", "`output` belongs in a model; a block gives its results with `return`"
+                      if scope.block else "`output` goes at the top level of the model, not inside `if`",
                       stmt.span, scope)
 
     def _assign(self, stmt: A.Assign, value, scope: Scope) -> None:

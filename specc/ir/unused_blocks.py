@@ -44,6 +44,8 @@ def check_body(builder: Builder, stmts, scope: Scope, tensors: set) -> None:
                 if stmt.annotation is not None:
                     builder.tensor_type(stmt.annotation, scope)
             elif isinstance(stmt, A.Return):
+                if scope.block is None:  # a model's skipped branch
+                    builder.run_stmt(stmt, scope)
                 for value in stmt.values:
                     _check_expr(builder, value, scope, tensors)
             elif isinstance(stmt, A.If):  # the test is unknown: both branches may run

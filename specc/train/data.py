@@ -513,17 +513,27 @@ def npy_name(file: Path) -> str:
 
 
 def cell_span(path: Path, row, col: int, line: int, delimiter: str) -> SourceSpan:
-    """Cell `col` of the row that starts on `line`, as written (quotes included); past the row's last
-    cell, the end of the line."""
-    register_source(str(path), path.read_text(encoding=CSV_ENCODING))
-    text = source_line(str(path), line) or ""
-    starts, quoted = [0], False  # where each cell starts in the line (a quoted delimiter is the cell's text)
-    for i, ch in enumerate(text):
-        if ch == '"':
-            quoted = not quoted
-        elif ch == delimiter and not quoted:
-            starts.append(i + 1)
-    if col >= len(starts):
-        return SourceSpan(str(path), line, len(text) + 1, line, len(text) + 2)
-    end = starts[col + 1] - 1 if col + 1 < len(starts) else len(text)
-    return SourceSpan(str(path), line, starts[col] + 1, line, max(end, starts[col] + 1) + 1)
+    """Cell `col` of the record that starts on `line`, as written (quotes included), on the lines it is
+    on (a quoted cell may hold line breaks); past the record's last cell, the end of the record."""
+    file = str(path)
+    register_source(file, path.read_text(encoding=CSV_ENCODING))
+    cell, quoted, start, at = 0, False, (line, 0), line  # (line, 0-based column) where the cell starts
+
+    def span(end_line: int, end: int) -> SourceSpan:
+        empty = (end_line, end) == start
+        return SourceSpan(file, start[0], start[1] + 1, end_line, end + 1 + empty)
+    while True:
+        text = source_line(file, at) or ""
+        for i, ch in enumerate(text):
+            if ch == '"':
+                quoted = not quoted
+            elif ch == delimiter and not quoted:
+                if cell == col:
+                    return span(at, i)
+                cell, start = cell + 1, (at, i + 1)
+        if not quoted or source_line(file, at + 1) is None:
+            break
+        at += 1
+    if cell == col:
+        return span(at, len(text))
+    return SourceSpan(file, at, len(text) + 1, at, len(text) + 2)

@@ -237,9 +237,9 @@ def _cell(row, col: int, line: int, path: Path, name: str, delimiter: str) -> fl
     try:
         return float(row[col])
     except ValueError:
+        span = cell_span(path, row, col, line, delimiter)
         raise SpecError([Diagnostic("E0702", f"column `{name}` of {path.name} has a non-number "
-                                    f"{row[col]!r} on line {line}", cell_span(path, row, col, line, delimiter),
-                                    label="not a number")]) from None
+                                    f"{row[col]!r} on line {span.line}", span, label="not a number")]) from None
 
 
 def _refuse_bad_cell(f: Field, values, where: tuple) -> None:
@@ -250,10 +250,10 @@ def _refuse_bad_cell(f: Field, values, where: tuple) -> None:
         index = _first(bad)
         if index is not None:
             (line, row), col = body[index[0]], cols[index[1]]
+            span = cell_span(path, row, col, line, delimiter)
             message = f"column `{header[col]}` of {path.name} " + problem.format(value=repr(row[col]),
-                                                                                at=f"on line {line}")
-            raise SpecError([Diagnostic("E0702", message, cell_span(path, row, col, line, delimiter), label=label,
-                                        help=help)])
+                                                                                at=f"on line {span.line}")
+            raise SpecError([Diagnostic("E0702", message, span, label=label, help=help)])
 
 
 # ---- value checks (arrays and CSV cells alike) -------------------------------------------------
