@@ -208,3 +208,69 @@ class Param:
     name: str
     default: Expr | None
     span: SourceSpan
+
+
+# ---- top-level items -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SpecVersion:
+    """`spec 1`: the language version the file is written in."""
+
+    version: int
+    span: SourceSpan
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    path: str
+    span: SourceSpan
+
+
+@dataclass(frozen=True, slots=True)
+class Constant:
+    name: str
+    value: Expr
+    span: SourceSpan
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDef:
+    name: str
+    params: tuple[Param, ...]
+    body: tuple[Stmt, ...]
+    span: SourceSpan
+    name_span: SourceSpan
+
+
+@dataclass(frozen=True, slots=True)
+class BlockDef:
+    name: str
+    params: tuple[Param, ...]
+    inputs: tuple[str, ...]
+    body: tuple[Stmt, ...]
+    span: SourceSpan
+    name_span: SourceSpan
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """`name = value` in a config section."""
+
+    name: str
+    value: Expr
+    span: SourceSpan
+    name_span: SourceSpan
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """`name Kind { entries }`: a config section such as `train` or `optimizer AdamW`."""
+
+    name: str
+    kind: str | None
+    entries: tuple[Setting | Section, ...]
+    span: SourceSpan
+    name_span: SourceSpan
+    kind_span: SourceSpan | None = None
+
+
+Item = Union[SpecVersion, Import, Constant, ModelDef, BlockDef, Section]

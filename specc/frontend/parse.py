@@ -6,11 +6,12 @@ tailored messages for the common slips (an unclosed bracket, a trailing comma, `
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import replace
 import re
 from pathlib import Path
 
-from lark import Lark, Token
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ..errors import Diagnostic, Failed
@@ -119,14 +120,36 @@ def lark_version() -> str:
     return lark.__version__
 
 
+def _grammar_cache(grammar: str, variant: str = "") -> str | bool:
+    """The cache file for this grammar text; `variant` tells apart parsers built with other options."""
+    cache = _cache_file()
+    if not cache:
+        return cache
+    digest = hashlib.sha256(grammar.encode()).hexdigest()[:12]
+    return cache.replace(".lark-cache", f"-{variant}{digest}.lark-cache")
+
+
 @functools.lru_cache(maxsize=None)
 def _lark() -> Lark:
-    text = grammar_path().read_text()
-    cache = _cache_file()
-    if cache:
-        import hashlib
-        cache = cache.replace(".lark-cache", f"-{hashlib.sha256(text.encode()).hexdigest()[:12]}.lark-cache")
-    return Lark(text, **lark_options(cache))
+    grammar = grammar_path().read_text()
+    return Lark(grammar, **lark_options(_grammar_cache(grammar)))
+
+
+@functools.lru_cache(maxsize=None)
+def _comment_lark() -> tuple[Lark, list[Token]]:
+    """A second parser from the same grammar, whose lexer appends every COMMENT (which the grammar
+    %ignores) to the list returned with it."""
+    grammar = grammar_path().read_text()
+    comments: list[Token] = []
+    options = {**lark_options(_grammar_cache(grammar, "comments-")), "lexer_callbacks": {"COMMENT": comments.append}}
+    return Lark(grammar, **options), comments
+
+
+@functools.lru_cache(maxsize=None)
+def keywords() -> frozenset[str]:
+    """The words the grammar reserves (`model`, `if`, `true`, ...): its literal terminals that look like names."""
+    return frozenset(t.pattern.value for t in _lark().terminals
+                     if t.pattern.type == "str" and re.fullmatch(r"[A-Za-z_]\w*", t.pattern.value))
 
 
 class _PostlexSlot:
@@ -153,6 +176,18 @@ def parse(text: str, file: str, start: str = "start", line_offset: int = 0, fold
             s = diag.span
             diag = replace(diag, span=SourceSpan(s.file, s.line + line_offset, s.col, s.end_line + line_offset, s.end_col))
         raise Failed(diag) from None
+
+
+def parse_with_comments(text: str, file: str) -> tuple[Tree, list[Token]]:
+    """A whole file's parse tree and its comment tokens (for `specc fmt`); raises Failed as `parse` does."""
+    lark, comments = _comment_lark()
+    comments.clear()
+    lark.options.postlex.current = Newlines(file, text)
+    try:
+        return lark.parse(text, start="start"), list(comments)
+    except UnexpectedInput:
+        parse(text, file)  # raises Failed with the located diagnostic `specc check` gives
+        raise
 
 
 # A line that starts a top-level item at column 1 (`model M`, `block B`, `import "..."`, `spec 1`,
@@ -322,7 +357,8 @@ def _unclosed_before_item(tok: Token, postlex: Newlines) -> Token | None:
 
 
 def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
+    """The width of a line's indentation, a tab reaching the next multiple of 8 (as in Python)."""
+    return len(line[:len(line) - len(line.lstrip())].expandtabs(8))
 
 
 def _within(unclosed: Token, line: int, lines: list[str]) -> bool:

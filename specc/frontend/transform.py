@@ -21,8 +21,7 @@ MAX_DIGITS = len(str(MAX_INT))  # longer literals are refused before Python conv
 
 
 class ToAst:
-    """Builds ast nodes bottom-up: one method per grammar rule, called with (meta, children).
-    Top-level items come out as tagged tuples."""
+    """Builds ast nodes bottom-up: one method per grammar rule, called with (meta, children)."""
 
     def __init__(self, file: str, line_offset: int = 0):
         self.file, self.dl = file, line_offset
@@ -181,34 +180,34 @@ class ToAst:
         return tuple(x for x in c if x is not None)
 
     def spec_header(self, meta, c):
-        return ("spec", int(c[0]), self._span(meta))
+        return A.SpecVersion(int(c[0]), self._span(meta))
 
     def import_stmt(self, meta, c):
-        return ("import", _unescape(c[0]), self._span(meta))
+        return A.Import(_unescape(c[0]), self._span(meta))
 
     def const_def(self, meta, c):
-        return ("const", (str(c[0]), c[1]), self._span(meta))
+        return A.Constant(str(c[0]), c[1], self._span(meta))
 
     def model_def(self, meta, c):
         name, params, body = c
-        return ("model", (str(name), params or (), body, self._tok(name)), self._span(meta))
+        return A.ModelDef(str(name), params or (), body, self._span(meta), self._tok(name))
 
     def block_def(self, meta, c):
         name, params, *rest = c
         body = rest[-1]
         inputs = tuple(str(t) for t in rest[:-1] if t is not None)
-        return ("block", (str(name), params, inputs, body, self._tok(name)), self._span(meta))
+        return A.BlockDef(str(name), params, inputs, body, self._span(meta), self._tok(name))
 
     def kv(self, meta, c):
-        return ("kv", (str(c[0]), c[1], self._tok(c[0])), self._span(meta))
+        return A.Setting(str(c[0]), c[1], self._span(meta), self._tok(c[0]))
 
     def entries(self, meta, c):
-        return [x for x in c if x is not None]
+        return tuple(x for x in c if x is not None)
 
     def section(self, meta, c):
         name, kind, entries = c
-        return ("section", (str(name), str(kind) if kind is not None else None, entries, self._tok(name)),
-                self._span(meta))
+        return A.Section(str(name), str(kind) if kind is not None else None, entries, self._span(meta),
+                         self._tok(name), self._tok(kind) if kind is not None else None)
 
     def start(self, meta, c):
         return list(c)
@@ -266,23 +265,31 @@ class DocumentBuilder:
         self.source_map: SourceMap = {}
         self.diagnostics: list[Diagnostic] = []
 
-    def build(self, items: list) -> tuple[dict, SourceMap, list[Diagnostic]]:
-        for tag, value, span in items:
-            getattr(self, f"_{tag}")(value, span)
+    def build(self, items: list[A.Item]) -> tuple[dict, SourceMap, list[Diagnostic]]:
+        for item in items:
+            if isinstance(item, A.SpecVersion):
+                self._spec(item)
+            elif isinstance(item, A.Import):
+                self.source_map[("imports", len(self.doc["imports"]))] = item.span
+                self.doc["imports"].append(item.path)
+            elif isinstance(item, A.Constant):
+                self._define("constants", item.name, item.value, item.span)
+            elif isinstance(item, A.ModelDef):
+                self._model(item)
+            elif isinstance(item, A.BlockDef):
+                self._block(item)
+            else:
+                self._section(item)
         return self.doc, self.source_map, self.diagnostics
 
-    def _spec(self, version, span):
+    def _spec(self, item: A.SpecVersion):
         if ("spec",) in self.source_map:
-            self._twice("the `spec` header appears twice", span, self.source_map[("spec",)])
+            self._twice("the `spec` header appears twice", item.span, self.source_map[("spec",)])
             return
-        self.doc["spec"] = version
-        self.source_map[("spec",)] = span
+        self.doc["spec"] = item.version
+        self.source_map[("spec",)] = item.span
 
-    def _import(self, path, span):
-        self.source_map[("imports", len(self.doc["imports"]))] = span
-        self.doc["imports"].append(path)
-
-    def _define(self, section: str, name: str, value, span: SourceSpan, name_span: SourceSpan):
+    def _define(self, section: str, name: str, value, name_span: SourceSpan):
         if name in self.doc[section]:
             self._twice(f"`{name}` is defined twice", name_span, self.source_map[(section, name)],
                         label="second definition")
@@ -301,15 +308,11 @@ class DocumentBuilder:
                 self._twice(f"parameter `{p.name}` is declared twice", p.span, seen[p.name])
             seen.setdefault(p.name, p.span)
 
-    def _const(self, value, span):
-        name, expr = value
-        self._define("constants", name, expr, span, span)
-
-    def _model(self, value, span):
-        name, params, body, name_span = value
+    def _model(self, model: A.ModelDef):
+        name = model.name
         inputs, outputs, stmts = {}, [], []
-        self._unique_params(params)
-        for stmt in body:
+        self._unique_params(model.params)
+        for stmt in model.body:
             if isinstance(stmt, A.Input):
                 if stmt.name in inputs:
                     self._twice(f"input `{stmt.name}` is declared twice", stmt.span,
@@ -323,57 +326,59 @@ class DocumentBuilder:
                     self.source_map[("models", name, "outputs", len(outputs) - len(stmt.names) + i)] = s
             else:
                 stmts.append(stmt)
-        model = {"params": {p.name: p.default for p in params}, "inputs": inputs, "body": stmts, "outputs": outputs}
-        self._define("models", name, model, span, name_span)
-        self.source_map[("models", name, "span")] = span
-        for p in params:
+        plain = {"params": {p.name: p.default for p in model.params}, "inputs": inputs, "body": stmts,
+                 "outputs": outputs}
+        self._define("models", name, plain, model.name_span)
+        self.source_map[("models", name, "span")] = model.span
+        for p in model.params:
             self.source_map[("models", name, "params", p.name)] = p.span
 
-    def _block(self, value, span):
-        name, params, inputs, body, name_span = value
-        self._unique_params(params)
+    def _block(self, block: A.BlockDef):
+        name, inputs = block.name, block.inputs
+        self._unique_params(block.params)
         for i, input_name in enumerate(inputs):
             if input_name in inputs[:i]:
-                self._twice(f"block {name} takes `{input_name}` twice", name_span, None, label="in this block")
-        block = {"params": {p.name: p.default for p in params}, "inputs": list(inputs), "body": list(body)}
-        self._define("blocks", name, block, span, name_span)
-        self.source_map[("blocks", name, "span")] = span
-        for p in params:
+                self._twice(f"block {name} takes `{input_name}` twice", block.name_span, None, label="in this block")
+        plain = {"params": {p.name: p.default for p in block.params}, "inputs": list(inputs),
+                 "body": list(block.body)}
+        self._define("blocks", name, plain, block.name_span)
+        self.source_map[("blocks", name, "span")] = block.span
+        for p in block.params:
             self.source_map[("blocks", name, "params", p.name)] = p.span
 
-    def _section(self, value, span):
-        name, kind, entries, name_span = value
+    def _section(self, section: A.Section):
+        name = section.name
         if name in self.doc:
-            self.diagnostics.append(Diagnostic("E0208", f"section `{name}` appears twice", name_span,
+            self.diagnostics.append(Diagnostic("E0208", f"section `{name}` appears twice", section.name_span,
                                                label="second one"))
             return
-        self.doc[name] = self._entries((name,), kind, entries)
-        self.source_map[(name,)] = name_span
+        self.doc[name] = self._entries((name,), section)
+        self.source_map[(name,)] = section.name_span
 
-    def _entries(self, path: tuple, kind: str | None, entries: list) -> dict:
-        out: dict = {} if kind is None else {"kind": kind}
-        for tag, value, span in entries:
-            if tag == "kv":
-                key, expr, key_span = value
+    def _entries(self, path: tuple, section: A.Section) -> dict:
+        out: dict = {} if section.kind is None else {"kind": section.kind}
+        if section.kind_span is not None:  # an unknown kind is told there
+            self.source_map[path + ("kind",)] = section.kind_span
+        for entry in section.entries:
+            key = entry.name
+            if isinstance(entry, A.Setting):
                 if key in out:
-                    self.diagnostics.append(Diagnostic("E0207", f"`{key}` is set twice", key_span,
+                    self.diagnostics.append(Diagnostic("E0207", f"`{key}` is set twice", entry.name_span,
                                                        label="second setting"))
                     continue
-                self.source_map[path + (key,)] = span
-                out[key] = self._config_value(expr, path + (key,))
+                self.source_map[path + (key,)] = entry.span
+                out[key] = self._config_value(entry.value, path + (key,))
+            elif key in out:  # a repeated section is a list: several `loss` entries
+                first = out[key]
+                if not isinstance(first, list):
+                    out[key] = [first]
+                    self._relist(path + (key,))
+                index = len(out[key])
+                self.source_map[path + (key, index)] = entry.name_span
+                out[key].append(self._entries(path + (key, index), entry))
             else:
-                key, sub_kind, sub_entries, key_span = value
-                if key in out:  # a repeated section is a list: several `loss` entries
-                    first = out[key]
-                    if not isinstance(first, list):
-                        out[key] = [first]
-                        self._relist(path + (key,))
-                    index = len(out[key])
-                    self.source_map[path + (key, index)] = key_span
-                    out[key].append(self._entries(path + (key, index), sub_kind, sub_entries))
-                else:
-                    self.source_map[path + (key,)] = key_span
-                    out[key] = self._entries(path + (key,), sub_kind, sub_entries)
+                self.source_map[path + (key,)] = entry.name_span
+                out[key] = self._entries(path + (key,), entry)
         return out
 
     def _relist(self, path: tuple) -> None:

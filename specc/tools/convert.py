@@ -35,6 +35,8 @@ import yaml
 
 from ..errors import Diagnostic, Failed, SpecError, UsageError
 from ..frontend import ast as A
+from ..frontend.parse import keywords, parse
+from ..frontend.transform import to_ast
 from ..frontend.unparse import expr as unparse_expr, literal
 from ..frontend.yaml_load import Loader
 from ..io import write_text_atomic
@@ -46,16 +48,18 @@ NUMBER = re.compile(r"[-+]?(?:(?:\d[\d_]*\.\d*|\.\d+)(?:[eE][+-]?\d+)?|\d[\d_]*[
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TOP_LEVEL_KEYWORDS = ("spec", "import", "model", "block", "else")  # a constant's line cannot start with one
 TENSOR_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\[.*\]")
-KEYWORDS = {"spec", "import", "model", "block", "input", "output", "return", "if", "else", "tie", "repeat", "as",
-            "and", "or", "not", "true", "false", "none"}
 WIDTH = 100
+# the YAML key that holds each kind of top-level item; a section is held under its own name
+YAML_KEYS = {A.SpecVersion: "spec", A.Import: "imports", A.Constant: "constants", A.ModelDef: "models",
+             A.BlockDef: "blocks"}
 
 
 class Lines:
     """Output lines tied to lines of the input, so that the input's comments and blank lines come along.
 
     `line(text, src)` first writes the comments above input line `src` (and a blank line where
-    the input has one), then the text with the comments that trail line `src`.
+    the input has one), then the text with the comments that trail line `src`. `heading(text, src)`
+    writes a line such as `body:` that the comments above `src` come after, not before.
     """
 
     def __init__(self, comments: list[Comment], blank: set[int]):
@@ -90,12 +94,11 @@ class Lines:
         pending = self._pending(max(self.floor, self.last) + 1, line - 1)
         return self.comments[pending[0]].line if pending else line
 
-    def line(self, text: str, src: int | None = None, indent: str = "", comments: bool = True,
-             trailing: bool = True) -> None:
-        """One output line. With comments=False (a heading such as `body:`) the comments above wait for
-        the next line; with trailing=False so do the ones that trail line `src`."""
+    def line(self, text: str, src: int | None = None, indent: str = "", trailing: bool = True) -> None:
+        """One output line, after the comments above input line `src`; with trailing=False the comments
+        that trail line `src` wait for the next line."""
         tail = []
-        if src is not None and comments:
+        if src is not None:
             for i in self._pending(self.floor + 1, src - 1):
                 c = self.comments[i]
                 self._blank_before(c.line)
@@ -107,11 +110,15 @@ class Lines:
                 tail.append(self.comments[i].text)
                 self._use(i)
             self.last = max(self.last, src)
-        elif src is not None:
-            start = self.head(src)
-            self._blank_before(start)
-            self.last = max(self.last, start - 1)
         self.out.append(indent + text + ("  " + "  ".join(tail) if tail else ""))
+
+    def heading(self, text: str, src: int, indent: str = "") -> None:
+        """A line such as `body:` or `params:` that starts a group of lines: the comments above input
+        line `src` wait for the group's first line."""
+        start = self.head(src)
+        self._blank_before(start)
+        self.last = max(self.last, start - 1)
+        self.out.append(indent + text)
 
     def inside(self, before: int, min_col: int, indent: str) -> None:
         """Write the comments above line `before` that are indented past column `min_col` (the end of a body)."""
@@ -137,7 +144,6 @@ class Lines:
             self.out.append("")
 
     def text(self) -> str:
-        self.floor = 0
         for i in self._pending(0, sys.maxsize):
             c = self.comments[i]
             self._blank_before(c.line)
@@ -196,7 +202,7 @@ def _yaml_number(text: str, value, flow: bool) -> str:
 def to_yaml(text: str, file: str = "<text>") -> str:
     """The YAML form of a .dlspec text (raises Failed on a syntax error, SpecError on what YAML cannot hold)."""
     original = Source(text.replace("\r\n", "\n"), file)
-    _check_literals(original)
+    _refuse_unconvertible(original)
     return _YamlWriter(Source(format_source(original), file)).document()
 
 
@@ -209,27 +215,22 @@ def _yaml_comment(text: str) -> str:
     return _NOT_IN_A_YAML_COMMENT.sub(lambda m: ascii(m[0])[1:-1], text)
 
 
-def _check_literals(src: Source) -> None:
-    """Report what the YAML form cannot hold at its place in the user's file (the YAML is written
-    from the formatted text, whose lines may differ)."""
+def _refuse_unconvertible(src: Source) -> None:
+    """Report a setting the YAML form cannot hold at its place in the user's file (the YAML is
+    written from the formatted text, whose lines may differ). Constants and parameter defaults
+    always convert: what is no YAML literal becomes `{expr: ...}`."""
     writer = _YamlWriter(src)
 
-    def entries(items) -> None:
-        for tag, value, _ in items:
-            if tag == "kv":
-                writer.scalar(value[1], True)
+    def check(entries) -> None:
+        for entry in entries:
+            if isinstance(entry, A.Setting):
+                writer.scalar(entry.value, True)
             else:
-                entries(value[2])
+                check(entry.entries)
 
-    for tag, value, _ in src.items:
-        if tag == "const":
-            writer.literal(value[1], "constant")
-        elif tag in ("model", "block"):
-            for p in value[1]:
-                if p.default is not None:
-                    writer.literal(p.default, "parameter default")
-        elif tag == "section":
-            entries(value[2])
+    for item in src.items:
+        if isinstance(item, A.Section):
+            check(item.entries)
 
 
 class _YamlWriter:
@@ -239,31 +240,37 @@ class _YamlWriter:
         self.out = Lines([dataclasses.replace(c, text=_yaml_comment(c.text)) for c in src.comments], src.blank)
 
     def document(self) -> str:
-        groups: dict[str, list] = {}
+        groups: dict[str, list] = {}  # YAML key -> [(item, the last line of the item before it)]
+        previous_end = 0
         for item in self.src.items:
-            tag, value, _ = item
-            key = {"spec": "spec", "import": "imports", "const": "constants", "model": "models",
-                   "block": "blocks"}.get(tag) or value[0]
-            groups.setdefault(key, []).append(item)
-        ends = {id(item): prev[2].end_line if prev else 0
-                for prev, item in zip([None] + self.src.items, self.src.items)}
+            groups.setdefault(YAML_KEYS.get(type(item)) or item.name, []).append((item, previous_end))
+            previous_end = item.span.end_line
         for key, items in groups.items():
-            big = key in ("models", "blocks") or items[0][0] == "section"
+            big = isinstance(items[0][0], (A.ModelDef, A.BlockDef, A.Section))
             if big:
                 self.out.gap()
-            for n, (tag, value, span) in enumerate(items):
-                self.out.floor = self.out.last = ends[id(items[n])]
-                if tag == "spec":
-                    self.out.line(f"spec: {value}", span.line)
+            for n, (item, previous_end) in enumerate(items):
+                self.out.floor = self.out.last = previous_end
+                if isinstance(item, A.SpecVersion):
+                    self.out.line(f"spec: {item.version}", item.span.line)
                     continue
-                if tag == "section":
-                    self.section_entry(value, span, "")
+                if isinstance(item, A.Section):
+                    self.section_entry(item, "")
                     continue
                 if n == 0:
-                    self.out.line(f"{key}:", span.line, comments=False)
+                    self.out.heading(f"{key}:", item.span.line)
                 if n and big:
                     self.out.gap()
-                getattr(self, "import_" if tag == "import" else tag)(value, span)
+                if isinstance(item, A.Import):
+                    self.out.line(f"- {yaml_string(item.path)}", item.span.line, "  ")
+                elif isinstance(item, A.Constant):
+                    value = self.literal(item.value, "constant", flow=False)
+                    self.out.line(f"{yaml_string(item.name)}: {value}", item.span.line, "  ")
+                elif isinstance(item, A.ModelDef):
+                    self.model(item)
+                else:
+                    self.block(item)
+        self.out.floor = 0  # the comments after the last item belong to no item
         return self.out.text()
 
     # -- pieces of text --
@@ -294,7 +301,8 @@ class _YamlWriter:
         """A setting's value: number, string, true/false/none, name, tensor type, or a list of them."""
         if isinstance(e, A.ListExpr):
             return "[" + ", ".join(self.scalar(x, True) for x in e.items) + "]"
-        if isinstance(e, A.Unary) and isinstance(e.operand, A.Literal):
+        if isinstance(e, A.Unary) and e.op in "+-" and isinstance(e.operand, A.Literal) \
+                and isinstance(e.operand.value, (int, float)) and not isinstance(e.operand.value, bool):
             value = e.operand.value if e.op == "+" else -e.operand.value
             return _yaml_number(self.slice(e.span), value, flow)
         if isinstance(e, A.Literal):
@@ -320,29 +328,22 @@ class _YamlWriter:
         if len(indent + flow) <= WIDTH and not self.out.has_comments(span.line + 1, last):
             self.out.line(flow, span.line, indent)
             return
-        self.out.line("params:", params[0].span.line, indent, comments=False)
+        self.out.heading("params:", params[0].span.line, indent)
         for i, (p, text) in enumerate(entries):  # a comment after a header line goes with its last parameter
             last_on_line = i + 1 == len(entries) or entries[i + 1][0].span.line > p.span.end_line
             self.out.line(text, p.span.line, indent + "  ", trailing=last_on_line)
 
-    # -- items --
-    def import_(self, path, span) -> None:
-        self.out.line(f"- {yaml_string(path)}", span.line, "  ")
-
-    def const(self, value, span) -> None:
-        name, expr = value
-        self.out.line(f"{yaml_string(name)}: {self.literal(expr, 'constant', flow=False)}", span.line, "  ")
-
-    def model(self, value, span) -> None:
-        name, params, body, _ = value
-        self.out.line(f"{yaml_string(name)}:", span.line, "  ")
-        if params:
-            self.params(params, span, "    ")
-        inputs = [s for s in body if isinstance(s, A.Input)]
-        outputs = [s for s in body if isinstance(s, A.Output)]
-        stmts = [s for s in body if not isinstance(s, (A.Input, A.Output))]
+    # -- models and blocks --
+    def model(self, model: A.ModelDef) -> None:
+        span = model.span
+        self.out.line(f"{yaml_string(model.name)}:", span.line, "  ")
+        if model.params:
+            self.params(model.params, span, "    ")
+        inputs = [s for s in model.body if isinstance(s, A.Input)]
+        outputs = [s for s in model.body if isinstance(s, A.Output)]
+        stmts = [s for s in model.body if not isinstance(s, (A.Input, A.Output))]
         if inputs:
-            self.out.line("inputs:", inputs[0].span.line, "    ", comments=False)
+            self.out.heading("inputs:", inputs[0].span.line, "    ")
             for s in inputs:
                 text = self.slice(s.type.span) if s.type.span.end_line == s.type.span.line else unparse_expr(s.type)
                 self.out.line(f"{yaml_string(s.name)}: {yaml_string(text)}", s.span.line, "      ")
@@ -351,25 +352,25 @@ class _YamlWriter:
             names = ", ".join(yaml_string(n, True) for n in outputs[0].names)
             self.out.line(f"outputs: [{names}]", outputs[0].span.line, "    ")
         elif outputs:
-            self.out.line("outputs:", outputs[0].span.line, "    ", comments=False)
+            self.out.heading("outputs:", outputs[0].span.line, "    ")
             for s in outputs:
                 for n in s.names:
                     self.out.line(f"- {yaml_string(n)}", s.span.line, "      ")
         self.out.inside(span.end_line + 1, 0, "    ")
 
-    def block(self, value, span) -> None:
-        name, params, inputs, body, _ = value
-        self.out.line(f"{yaml_string(name)}:", span.line, "  ")
-        if params:
-            self.params(params, span, "    ")
-        self.out.line(f"inputs: [{', '.join(yaml_string(n, True) for n in inputs)}]", None, "    ")
-        self.body(body, "    ")
+    def block(self, block: A.BlockDef) -> None:
+        span = block.span
+        self.out.line(f"{yaml_string(block.name)}:", span.line, "  ")
+        if block.params:
+            self.params(block.params, span, "    ")
+        self.out.line(f"inputs: [{', '.join(yaml_string(n, True) for n in block.inputs)}]", None, "    ")
+        self.body(block.body, "    ")
         self.out.inside(span.end_line + 1, 0, "    ")
 
     def body(self, stmts, indent: str) -> None:
         if not stmts:
             return
-        self.out.line("body:", stmts[0].span.line, indent, comments=False)
+        self.out.heading("body:", stmts[0].span.line, indent)
         for s in stmts:
             self.statement(s, indent + "  ")
 
@@ -386,64 +387,63 @@ class _YamlWriter:
             self.out.raw(indent + "  " + line[col - 1:] if line.strip() else "")
 
     # -- config sections --
-    def section_entry(self, value, span, indent: str, lead: str | None = None) -> None:
+    def section_entry(self, section: A.Section, indent: str, lead: str | None = None) -> None:
         """`name: {flow}` for a section written on one line, else `name:` with its entries below."""
         lead = indent if lead is None else lead
-        key = f"{yaml_string(value[0])}:"
-        if _one_line(value, span):
-            self.out.line(f"{key} {self.flow_section(value)}", span.line, lead)
+        key = f"{yaml_string(section.name)}:"
+        if _one_line(section):
+            self.out.line(f"{key} {self.flow_section(section)}", section.span.line, lead)
         else:
-            self.out.line(key, span.line, lead)
-            self.section_block(value, span, indent + "  ")
+            self.out.line(key, section.span.line, lead)
+            self.section_block(section, indent + "  ")
 
-    def list_item(self, value, span, indent: str) -> None:
+    def list_item(self, section: A.Section, indent: str) -> None:
         """One of several sections of the same name: `- {flow}`, or a block mapping after `- `."""
-        if _one_line(value, span):
-            self.out.line(f"- {self.flow_section(value)}", span.line, indent)
+        if _one_line(section):
+            self.out.line(f"- {self.flow_section(section)}", section.span.line, indent)
         else:
-            self.section_block(value, span, indent + "  ", lead=indent + "- ")
+            self.section_block(section, indent + "  ", lead=indent + "- ")
 
-    def section_block(self, value, span, indent: str, lead: str | None = None) -> None:
-        _, kind, entries, _ = value
+    def section_block(self, section: A.Section, indent: str, lead: str | None = None) -> None:
         lead = indent if lead is None else lead
-        if kind:
-            self.out.line(f"kind: {yaml_string(kind)}", span.line, lead)
+        if section.kind:
+            self.out.line(f"kind: {yaml_string(section.kind)}", section.span.line, lead)
             lead = indent
-        for key, group in _grouped(entries):
-            tag, entry, entry_span = group[0]
-            if tag == "kv":
-                self.out.line(f"{yaml_string(key)}: {self.scalar(entry[1], False)}", entry_span.line, lead)
+        for name, group in _grouped(section.entries):
+            first = group[0]
+            if isinstance(first, A.Setting):
+                self.out.line(f"{yaml_string(name)}: {self.scalar(first.value, False)}", first.span.line, lead)
             elif len(group) == 1:
-                self.section_entry(entry, entry_span, indent, lead)
+                self.section_entry(first, indent, lead)
             else:
-                self.out.line(f"{yaml_string(key)}:", entry_span.line, lead, comments=False)
-                for _, item, item_span in group:
-                    self.list_item(item, item_span, indent + "  ")
+                self.out.heading(f"{yaml_string(name)}:", first.span.line, lead)
+                for item in group:
+                    self.list_item(item, indent + "  ")
             lead = indent
-        self.out.inside(span.end_line + 1, 0, indent)
+        self.out.inside(section.span.end_line + 1, 0, indent)
 
-    def flow_section(self, value) -> str:
-        _, kind, entries, _ = value
-        parts = [f"kind: {yaml_string(kind, True)}"] if kind else []
-        for key, group in _grouped(entries):
-            if group[0][0] == "kv":
-                parts.append(f"{yaml_string(key, True)}: {self.scalar(group[0][1][1], True)}")
+    def flow_section(self, section: A.Section) -> str:
+        parts = [f"kind: {yaml_string(section.kind, True)}"] if section.kind else []
+        for name, group in _grouped(section.entries):
+            key = yaml_string(name, True)
+            if isinstance(group[0], A.Setting):
+                parts.append(f"{key}: {self.scalar(group[0].value, True)}")
             elif len(group) == 1:
-                parts.append(f"{yaml_string(key, True)}: {self.flow_section(group[0][1])}")
+                parts.append(f"{key}: {self.flow_section(group[0])}")
             else:
-                parts.append(f"{yaml_string(key, True)}: [{', '.join(self.flow_section(e[1]) for e in group)}]")
+                parts.append(f"{key}: [{', '.join(self.flow_section(e) for e in group)}]")
         return "{" + ", ".join(parts) + "}"
 
 
-def _one_line(value, span) -> bool:
-    return span.end_line == span.line or not (value[1] or value[2])
+def _one_line(section: A.Section) -> bool:
+    return section.span.end_line == section.span.line or not (section.kind or section.entries)
 
 
 def _grouped(entries) -> list[tuple[str, list]]:
-    """Section entries by key, in first-seen order: a key given several sections is a list of them."""
+    """Section entries by name, in first-seen order: a name given several sections is a list of them."""
     groups: dict[str, list] = {}
     for entry in entries:
-        groups.setdefault(entry[1][0], []).append(entry)
+        groups.setdefault(entry.name, []).append(entry)
     return list(groups.items())
 
 
@@ -469,7 +469,7 @@ def yaml_comments(text: str) -> list[Comment]:
         end = len(text) if end == -1 else end
         row = bisect.bisect_right(line_starts, i)
         col = i - line_starts[row - 1] + 1
-        out.append(Comment(row, col, text[i:end].rstrip(), not text[line_starts[row - 1]:i].strip()))
+        out.append(Comment(row, col, text[i:end].rstrip()))
         i = text.find("#", end)
     return out
 
@@ -560,7 +560,7 @@ class _DlspecWriter:
             return self.number(node)
         value = _value(node)
         if isinstance(value, str) and node.style in (None, "'"):
-            if NAME.fullmatch(value) and value not in KEYWORDS:
+            if NAME.fullmatch(value) and value not in keywords():
                 return value
             if TENSOR_TYPE.fullmatch(value) and _is_tensor_type(value):
                 return value
@@ -633,7 +633,7 @@ class _DlspecWriter:
     @staticmethod
     def _is_kind(k, v) -> bool:
         return k.value == "kind" and isinstance(v, yaml.ScalarNode) and v.style in (None, "'") \
-            and bool(NAME.fullmatch(v.value)) and v.value not in KEYWORDS
+            and bool(NAME.fullmatch(v.value)) and v.value not in keywords()
 
     def flow_entries(self, node) -> str:
         parts = []
@@ -650,15 +650,11 @@ class _DlspecWriter:
 
 
 def _is_tensor_type(text: str) -> bool:
-    from ..frontend.parse import parse
-    from ..frontend.transform import to_ast
-    from ..frontend.unparse import expr
-
     try:
         e = to_ast(parse(text, "<value>", start="expr_line"), "<value>")
     except Failed:
         return False
-    return isinstance(e, A.TensorTypeExpr) and e.dtype is not None and expr(e) == text
+    return isinstance(e, A.TensorTypeExpr) and e.dtype is not None and unparse_expr(e) == text
 
 
 # ---- the command -------------------------------------------------------------------------
@@ -675,13 +671,14 @@ def convert_text(text: str, file: str, to: str, out_dir: str | None = None) -> s
 def _imports_from(text: str, file: str, out_dir: str) -> str:
     """The .dlspec text with its relative imports made relative to `out_dir` instead of file's folder."""
     src = Source(text, file)
-    here = os.path.dirname(os.path.abspath(file))
+    here = os.path.dirname(os.path.realpath(file))  # as the loader resolves imports: from the real file
 
     def moved(path: str) -> str:
         if os.path.isabs(path):
             return path
-        return os.path.relpath(os.path.join(here, path), os.path.abspath(out_dir)).replace(os.sep, "/")
-    src.items = [(tag, moved(value) if tag == "import" else value, span) for tag, value, span in src.items]
+        return os.path.relpath(os.path.join(here, path), os.path.realpath(out_dir)).replace(os.sep, "/")
+    src.items = [dataclasses.replace(item, path=moved(item.path)) if isinstance(item, A.Import) else item
+                 for item in src.items]
     return format_source(src)
 
 

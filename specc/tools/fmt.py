@@ -40,25 +40,23 @@ from __future__ import annotations
 
 import bisect
 import difflib
-import functools
 import os
 import sys
 from dataclasses import dataclass
 
-from lark import Lark, Token
-from lark.exceptions import UnexpectedInput
+from lark import Token
 
 from ..errors import Failed, UsageError
 from ..io import write_text_atomic
 from ..source import is_dlspec
 from ..frontend import ast as A
-from ..frontend.parse import Newlines, _cache_file, grammar_path, lark_options, parse
+from ..frontend.parse import parse_with_comments
 from ..frontend.transform import to_ast
 from ..frontend.unparse import literal, needs_parens, precedence
 
 WIDTH = 100
 INDENT = 2
-BIG_ITEMS = ("model", "block", "section")
+BIG_ITEMS = (A.ModelDef, A.BlockDef, A.Section)  # the items that get a blank line around them
 
 
 # ---- reading: syntax tree, comments, number spellings ------------------------------------
@@ -67,22 +65,6 @@ class Comment:
     line: int
     col: int
     text: str
-    own_line: bool  # nothing but blanks before it on its line
-
-
-@functools.lru_cache(maxsize=None)
-def _comment_lark() -> tuple[Lark, list]:
-    """A second Lark parser from the same grammar whose lexer hands every COMMENT to `sink`."""
-    import hashlib
-
-    grammar = grammar_path().read_text()
-    cache = _cache_file()
-    if cache:
-        digest = hashlib.sha256(grammar.encode()).hexdigest()[:12]
-        cache = cache.replace(".lark-cache", f"-comments-{digest}.lark-cache")
-    sink: list[Token] = []
-    options = {**lark_options(cache), "lexer_callbacks": {"COMMENT": sink.append}}
-    return Lark(grammar, **options), sink
 
 
 class Source:
@@ -95,23 +77,12 @@ class Source:
         self.starts = [0]
         for line in lines[:-1]:
             self.starts.append(self.starts[-1] + len(line) + 1)
-        tree, tokens = self._parse()
-        self.items = to_ast(tree, file)  # first: it reports a tree too deep to walk as a located error
+        tree, comments = parse_with_comments(text, file)
+        self.items: list[A.Item] = to_ast(tree, file)  # first: it reports a tree too deep to walk as a located error
         # the AST keeps a number's value, fmt keeps its spelling: `3e-4` stays `3e-4`
         self.numbers = {(t.line, t.column): str(t) for t in
                         tree.scan_values(lambda v: isinstance(v, Token) and v.type in ("INT", "FLOAT"))}
-        self.comments = [Comment(t.line, t.column, str(t).rstrip(), not lines[t.line - 1][: t.column - 1].strip())
-                         for t in tokens]
-
-    def _parse(self):
-        lark, sink = _comment_lark()
-        sink.clear()
-        lark.options.postlex.current = Newlines(self.file, self.text)
-        try:
-            return lark.parse(self.text, start="start"), list(sink)
-        except UnexpectedInput:
-            parse(self.text, self.file)  # raises Failed with the located diagnostic `specc check` gives
-            raise
+        self.comments = [Comment(t.line, t.column, str(t).rstrip()) for t in comments]
 
     def blank_between(self, a: int, b: int) -> bool:
         """Whether a blank line lies strictly between lines a and b."""
@@ -133,10 +104,6 @@ class Source:
 
 
 # ---- printing -------------------------------------------------------------------------
-def _span(item):
-    return item[2] if isinstance(item, tuple) else item.span
-
-
 class Printer:
     """Writes a Source's items line by line, flushing comments as the source lines they sit on are passed.
 
@@ -227,8 +194,8 @@ class Printer:
     # -- layout of sequences of lines --
     def document(self, items) -> None:
         prev, prev_item, prev_big = None, False, False
-        for tag, value, span in items:
-            big = tag in BIG_ITEMS
+        for item in items:
+            span, big = item.span, isinstance(item, BIG_ITEMS)
             forced = prev_item and (prev_big or big)  # blank lines around models, blocks, sections
             for c in self._take(span.line):
                 if prev is not None and (forced or self.src.blank_between(prev, c.line)):
@@ -239,7 +206,7 @@ class Printer:
                 self.blank()
             self.start(0)
             self.mark(span.line)
-            getattr(self, f"item_{tag}")(value, span)
+            self.item(item)
             self.mark(span.end_line)
             self.end_line()
             prev, prev_item, prev_big = span.end_line, True, big
@@ -253,7 +220,7 @@ class Printer:
         """A body: statements (or section entries) one a line, with the comments and blank lines between them."""
         prev = None
         for item in items:
-            span = _span(item)
+            span = item.span
             prev = self.leading(span.line, indent, prev)
             if prev is not None and self.src.blank_between(prev, span.line):
                 self.blank()
@@ -282,34 +249,27 @@ class Printer:
         self.mark(close_line)
 
     # -- top-level items --
-    def item_spec(self, version, span) -> None:
-        self.write(f"spec {version}")
-
-    def item_import(self, path, span) -> None:
-        self.write(f"import {literal(path)}")
-
-    def item_const(self, value, span) -> None:
-        name, expr = value
-        self.write(f"{name} = ")
-        self.expr(expr)
-
-    def item_model(self, value, span) -> None:
-        name, params, body, _ = value
-        self.write(f"model {name}")
-        if params:
-            self.params(params, tail=len(") {"))
-        self.block_body(body, 0, span.end_line)
-
-    def item_block(self, value, span) -> None:
-        name, params, inputs, body, _ = value
-        self.write(f"block {name}")
-        inputs = f" ({', '.join(inputs)})"
-        self.params(params, tail=len(inputs + ") {"))
-        self.write(inputs)
-        self.block_body(body, 0, span.end_line)
-
-    def item_section(self, value, span) -> None:
-        self.section(value, span, 0)
+    def item(self, item: A.Item) -> None:
+        if isinstance(item, A.SpecVersion):
+            self.write(f"spec {item.version}")
+        elif isinstance(item, A.Import):
+            self.write(f"import {literal(item.path)}")
+        elif isinstance(item, A.Constant):
+            self.write(f"{item.name} = ")
+            self.expr(item.value)
+        elif isinstance(item, A.ModelDef):
+            self.write(f"model {item.name}")
+            if item.params:
+                self.params(item.params, tail=len(") {"))
+            self.block_body(item.body, 0, item.span.end_line)
+        elif isinstance(item, A.BlockDef):
+            self.write(f"block {item.name}")
+            inputs = f" ({', '.join(item.inputs)})"
+            self.params(item.params, tail=len(inputs + ") {"))
+            self.write(inputs)
+            self.block_body(item.body, 0, item.span.end_line)
+        else:
+            self.section(item, 0)
 
     def params(self, params, tail: int) -> None:
         """A header's parameters, filled up to WIDTH (`tail` more follow the last) and continued under the first."""
@@ -335,9 +295,9 @@ class Printer:
             self.flat_expr(p.default)
 
     # -- config sections --
-    def section(self, value, span, indent: int) -> None:
-        name, kind, entries, _ = value
-        self.write(name + (f" {kind}" if kind else "") + " {")
+    def section(self, section: A.Section, indent: int) -> None:
+        span, entries = section.span, section.entries
+        self.write(section.name + (f" {section.kind}" if section.kind else "") + " {")
         if not entries and not self.comment_before(span.end_line):
             self.write("}")
         elif self.flat or span.end_line == span.line:
@@ -352,14 +312,12 @@ class Printer:
             self.write("}")
             self.mark(span.end_line)
 
-    def entry(self, entry, indent: int) -> None:
-        tag, value, span = entry
-        if tag == "kv":
-            key, expr, _ = value
-            self.write(f"{key} = ")
-            self.flat_expr(expr)
+    def entry(self, entry: A.Setting | A.Section, indent: int) -> None:
+        if isinstance(entry, A.Setting):
+            self.write(f"{entry.name} = ")
+            self.flat_expr(entry.value)
         else:
-            self.section(value, span, indent)
+            self.section(entry, indent)
 
     def flat_expr(self, e) -> None:
         flat, self.flat = self.flat, True
