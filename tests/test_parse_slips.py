@@ -31,8 +31,10 @@ def _first(tmp_path, text: str, name: str = "m.dlspec"):
      ("E0101", "missing `,` before `[`", (6, 7))),
     # a body's `,` at the end of a line, then a statement: the line with the `,` is unfinished
     ("  y = x\n  output y,\n  z = 3\n}\n", ("E0101", "unfinished line: nothing follows `,`", (5, 11))),
+    # arguments indented with a tab are inside the call as those indented with spaces are
+    ("  y = Concat(x,\n\tx\n\tdim = 1)\n  output y\n}\n", ("E0101", "missing `,` before name `dim`", (6, 2))),
 ], ids=["call_of_a_call", "statement_after_open_call", "statement_after_argument", "keyword_argument",
-        "list_in_a_list", "comma_ends_a_statement"])
+        "list_in_a_list", "comma_ends_a_statement", "tab_indented_arguments"])
 def test_a_slip_across_lines_is_reported_where_it_is(tmp_path, body, expected):
     code, message, where = _first(tmp_path, HEAD + body)
     assert (code, where) == (expected[0], expected[2]) and message.startswith(expected[1]), message

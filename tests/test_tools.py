@@ -666,6 +666,9 @@ def test_convert_into_another_folder_rewrites_the_relative_imports(tmp_path):
     yaml_path.parent.mkdir()
     assert main(["convert", str(ROOT / "specs" / "resnet18.dlspec"), "--to", "yaml", "-o", str(yaml_path)]) == 0
     assert specc.check([str(yaml_path)]) == []  # std/resnet.dlspec is found from the new folder
+    (tmp_path / "link.dlspec").symlink_to(ROOT / "specs" / "resnet18.dlspec")  # imports are from the real file
+    assert main(["convert", str(tmp_path / "link.dlspec"), "--to", "yaml", "-o", str(yaml_path)]) == 0
+    assert specc.check([str(yaml_path)]) == []
     back = tmp_path / "third" / "r18.dlspec"  # and back, into a third folder
     back.parent.mkdir()
     assert main(["convert", str(yaml_path), "--to", "dlspec", "-o", str(back)]) == 0

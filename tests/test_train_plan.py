@@ -82,7 +82,7 @@ def test_unknown_optimizer(tmp_path):
 """)
     d = only(errors(path), "E0206")
     assert d.message == "unknown optimizer kind `Adamx`"
-    assert (d.span.line, d.span.col) == where(path, "optimizer Adamx")
+    assert (d.span.line, d.span.col) == where(path, "Adamx")  # at the kind, not the section
     assert d.help == "did you mean `Adam`?"
 
 

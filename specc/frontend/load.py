@@ -99,16 +99,19 @@ def _sound_part(doc: dict, source_map: dict, diagnostics: list[Diagnostic], text
     """The spec without the models and the train or export sections that hold these errors (each is
     placed in the top-level item that starts last before it), or None when an error is elsewhere
     (a block, a constant, an import: the rest of the file depends on those) or the rest is no spec."""
-    starts = sorted((span.line, span.col, path) for path, span in source_map.items()
-                    if len(path) == 1 or (len(path) == 2 and path[0] in ("models", "blocks", "constants")))
+    starts = sorted((((span.line, span.col), path) for path, span in source_map.items()
+                     if len(path) == 1 or (len(path) == 2 and path[0] in ("models", "blocks", "constants"))),
+                    key=lambda start: start[0])  # paths may mix names and numbers: sort by place only
     in_error = set()
     for d in diagnostics:
         if d.span is None or d.span.file != file:
             return None
-        before = [path for line, col, path in starts if (line, col) <= (d.span.line, d.span.col)]
-        if not before or not (before[-1][0] in ("train", "export") or before[-1][0] == "models"):
+        before = [path for at, path in starts if at <= (d.span.line, d.span.col)]
+        if not before or before[-1][0] not in ("train", "export", "models"):
             return None
         in_error.add(before[-1])
+    if any(path[0] == "models" for path in in_error):  # the sections are for a model, maybe the one left out
+        in_error |= {("train",), ("export",)}
     rest = {key: value for key, value in doc.items() if (key,) not in in_error}
     if isinstance(doc.get("models"), dict):  # else the schema error is about `models` itself: nothing is sound
         rest["models"] = {name: m for name, m in doc["models"].items() if ("models", name) not in in_error}
