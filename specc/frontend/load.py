@@ -165,8 +165,6 @@ def _span_for(source_map: dict, path: tuple, file: str) -> SourceSpan:
 
 def _model_at(loc: tuple):
     """The pydantic model class that owns the last key of `loc` (for did-you-mean)."""
-    from typing import get_args
-
     candidates = [Spec]
     for part in loc[:-1]:
         nxt = []
