@@ -383,7 +383,7 @@ def _starts_statement(line: int, tok: Token, postlex: Newlines) -> bool:
     if STATEMENT_KEYWORD.match(first):
         return True
     start = ASSIGNMENT_START.match(first)
-    if start is None or tok.line != line or tok.column > _indent(text) + start.end():
+    if start is None or tok.line != line or tok.column > len(text) - len(first) + start.end():
         return False
     return not (postlex.open and _within(postlex.open[-1], line, postlex.lines))
 
