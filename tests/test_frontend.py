@@ -359,3 +359,13 @@ def test_a_yaml_constant_that_is_a_mapping_other_than_expr_text_is_refused(value
     path.write_text(f"spec: 1\nconstants:\n  c: {value}\nmodels:\n  M:\n    params: {{p: {value}}}\n"
                     "    inputs: {x: 'float32[N, 4]'}\n    body: ['y = x']\n    outputs: [y]\n")
     assert [(d.code, d.span.line) for d in specc.check([str(path)])] == [("E0202", 3), ("E0202", 6)]
+
+
+@pytest.mark.parametrize("version, ok", [("true", False), ("1.0", False), ("0x1", True), ("1", True)])
+def test_the_yaml_language_version_is_the_whole_number_1(version, ok, tmp_path, capsys):
+    path = tmp_path / "m.yaml"
+    path.write_text(f"spec: {version}\nmodels:\n  M:\n    inputs: {{x: 'float32[N, 4]'}}\n    body: ['y = x']\n"
+                    "    outputs: [y]\n")
+    assert [d.code for d in specc.check([str(path)])] == ([] if ok else ["E0202"])
+    assert main(["convert", str(path), "--to", "dlspec"]) == (0 if ok else 1)  # never a traceback
+    assert capsys.readouterr().out.startswith("spec 1\n") == ok

@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, PrivateAttr, WithJsonSchema
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, PrivateAttr,
+                      WithJsonSchema)
 
 from ..frontend import ast as A
 from .export import ExportConfig
@@ -69,10 +70,17 @@ class BlockDef(Strict):
     body: list[Statement] = Field(min_length=1)
 
 
+def _language_version(value):
+    """`spec: true` or `spec: 1.0` is no version, though Python's True == 1.0 == 1."""
+    if isinstance(value, (bool, float)):
+        raise ValueError("the language version is the whole number 1")
+    return value
+
+
 class Spec(Strict):
     """A validated spec document. `path` and `source_map` locate every part of it."""
 
-    spec: Literal[1] = 1
+    spec: Annotated[Literal[1], BeforeValidator(_language_version)] = 1
     imports: list[str] = []
     constants: dict[Name, ParamDefault] = {}
     models: dict[Name, ModelDef] = {}

@@ -500,7 +500,7 @@ class _DlspecWriter:
         for key, value in root.value:
             name = key.value
             if name == "spec":
-                self.out.line(f"spec {value.value}", _line(key))
+                self.out.line(f"spec {_value(value)}", _line(key))  # `0x1` is 1: the loader took it
             elif name == "imports":
                 for item in value.value:
                     self.out.line(f"import {literal(item.value)}", _line(item))
