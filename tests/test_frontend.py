@@ -369,3 +369,11 @@ def test_the_yaml_language_version_is_the_whole_number_1(version, ok, tmp_path, 
     assert [d.code for d in specc.check([str(path)])] == ([] if ok else ["E0202"])
     assert main(["convert", str(path), "--to", "dlspec"]) == (0 if ok else 1)  # never a traceback
     assert capsys.readouterr().out.startswith("spec 1\n") == ok
+
+
+@pytest.mark.parametrize("tag", ["!!omap", "!!set", "!!pairs", "!!map", "!!seq"])
+def test_a_collection_tag_on_a_scalar_is_refused(tag, tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(f"spec: 1\nconstants:\n  c: {tag} 100\n")
+    (d,) = specc.check([str(path)])
+    assert (d.code, d.message, d.span.line) == ("E0202", f"unsupported YAML tag {tag}", 3)

@@ -37,6 +37,8 @@ Loader.add_implicit_resolver(
 
 # the tags a mapping or a sequence may have: the ones it gets untagged (`!!set`, `!!omap` and the like are refused)
 COLLECTION_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
+# ... and those a scalar may have (`!!omap 100` is no scalar; `!!binary` is refused once read)
+SCALAR_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp", "binary")}
 
 
 def _span(file: str, node) -> SourceSpan:
@@ -134,7 +136,7 @@ class YamlDocument:
             return [self._plain(v, path + (i,)) for i, v in enumerate(node.value)]
         if node.style in ("|", ">") or (node.style is None and node.end_mark.line > node.start_mark.line):
             self._block_scalars[path] = node
-        constructor = Loader.yaml_constructors.get(node.tag)
+        constructor = Loader.yaml_constructors.get(node.tag) if node.tag in SCALAR_TAGS else None
         if constructor is None:
             self._error("E0202", f"unsupported YAML tag {_tag(node)}", node)
             return REFUSED
