@@ -353,8 +353,11 @@ def test_small_specs_that_would_blow_up_are_refused_at_once(tmp_path):
     endless = ('model M {\n  input x: float32[N, 2]\n  logits = x |> Linear(3)\n  output logits\n}\n'
                'train {\n  data csv { path = "/dev/zero", inputs { x = ["a", "b"] }, targets { label = "c" } }\n'
                "  targets { label = int64[N] }\n  loss cross_entropy {}\n}\n")
+    pieces = "model M {\n  input x: float32[N, 1000000000]\n  y = x |> %s\n  output x\n}\n"
     for text, code, words in ((doubling, "E0405", "at most 100,000"), (self_doubling, "E0602", "more than 100,000 times"),
-                              (sizes, "E0405", "too many terms"), (endless, "E0702", "not a regular file")):
+                              (sizes, "E0405", "too many terms"), (endless, "E0702", "not a regular file"),
+                              (pieces % "Split(2)", "E0602", "Split would make 500,000,000 pieces"),
+                              (pieces % "Chunk(1000000000)", "E0602", "Chunk would make 1,000,000,000 pieces")):
         path = tmp_path / "m.dlspec"
         path.write_text(text)
         (d,) = specc.check([path])

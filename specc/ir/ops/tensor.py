@@ -160,6 +160,14 @@ _op("Concat", ConcatParams, _concat,
     "Concat(a, b, dim = 1)", inputs=(2, None))
 
 
+MAX_PIECES = 10_000  # outputs of one Split or Chunk: each is a value of the graph, refused before any is made
+
+
+def _check_pieces(op: str, pieces: int, arg: str) -> None:
+    check(pieces <= MAX_PIECES, f"{op} would make {pieces:,} pieces, more than the limit of {MAX_PIECES:,}",
+          arg=arg, code="E0602")
+
+
 class SplitParams(OpParams):
     split_size_or_sections: Pos | tuple[int, ...]
     dim: int = -1
@@ -172,6 +180,7 @@ def _split(p: SplitParams, inputs):
     if isinstance(sections, int):  # resolved to the list of sections, so the outputs are known
         check(dims.is_static(size), f"Split needs a fixed size at dim {p.dim} to split it into pieces "
               f"of {sections} but its input is {x}; give a list of sections", arg="split_size_or_sections")
+        _check_pieces("Split", -(-size // sections), "split_size_or_sections")
         sections = (sections,) * (size // sections) + ((size % sections,) if size % sections else ())
         p = with_values(p, split_size_or_sections=sections)
     check(all(s >= 0 for s in sections), f"Split got a negative section in {list(sections)}",
@@ -196,6 +205,7 @@ def _chunk(p: ChunkParams, inputs):
     x, = inputs
     d = norm_dim("Chunk", p.dim, x.rank)
     size, n = x.shape[d], p.chunks
+    _check_pieces("Chunk", n, "chunks")
     try:
         sizes = (dims.exact_div(size, n),) * n
     except ValueError:
